@@ -1,0 +1,52 @@
+# Activation stores (DESIGN.md contract 1), keyed by model so shared backbones run once.
+
+
+rule extract_activations:
+    input:
+        model=stage_model_input,
+        texts="results/data/probe/{dataset}.jsonl",
+    output:
+        directory("results/activations/{model}/{stage}/{dataset}"),
+    log:
+        "logs/extract_activations/{model}/{stage}/{dataset}.log",
+    benchmark:
+        "results/benchmarks/extract_activations/{model}/{stage}/{dataset}.tsv"
+    conda:
+        "../envs/hrsa.yaml"
+    threads: THREADS
+    resources:
+        gpu=config["activations"].get("gpus", 0),
+    params:
+        model=stage_model_path,
+        revision=lambda wc: (
+            model_spec(wc.model).get("revision")
+            if wc.stage in ("backbone", "step0")
+            else None
+        ),
+        attention=lambda wc: (
+            config["activations"].get("attention", "bidirectional")
+            if wc.stage in ("backbone", "step0")
+            else "bidirectional"
+        ),
+        settings={
+            k: v
+            for k, v in config["activations"].items()
+            if k not in ("attention", "gpus")
+        },
+        device=config.get("device", "auto"),
+    script:
+        "../workflow/scripts/extract_activations.py"
+
+
+rule pair_check:
+    input:
+        base=lambda wc: pair_store(wc, "base"),
+        reasoning=lambda wc: pair_store(wc, "reasoning"),
+    output:
+        "results/checks/{pair}/{stage}/{dataset}.json",
+    log:
+        "logs/pair_check/{pair}/{stage}/{dataset}.log",
+    conda:
+        "../envs/hrsa.yaml"
+    script:
+        "../workflow/scripts/pair_check.py"

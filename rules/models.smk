@@ -1,0 +1,59 @@
+# Backbones: tiny models built locally (default config) or hub models prefetched on the submit node.
+
+
+rule build_tiny_model:
+    input:
+        init=lambda wc: (
+            model_dir(model_spec(wc.model)["build"]["init"])
+            if "init" in model_spec(wc.model).get("build", {})
+            else []
+        ),
+    output:
+        directory("results/models/{model}"),
+    log:
+        "logs/build_tiny_model/{model}.log",
+    benchmark:
+        "results/benchmarks/build_tiny_model/{model}.tsv"
+    conda:
+        "../envs/hrsa.yaml"
+    threads: THREADS
+    params:
+        build=lambda wc: model_spec(wc.model)["build"],
+    script:
+        "../workflow/scripts/build_tiny_model.py"
+
+
+localrules:
+    prefetch_model,
+    prefetch,
+
+
+rule prefetch_model:
+    output:
+        "results/prefetch/models/{model}.json",
+    log:
+        "logs/prefetch_model/{model}.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        source=lambda wc: model_spec(wc.model)["source"],
+        revision=lambda wc: model_spec(wc.model).get("revision"),
+        cache_dir=config.get("hub", {}).get("cache_dir"),
+    script:
+        "../workflow/scripts/prefetch_model.py"
+
+
+rule prefetch:
+    input:
+        [
+            f"results/prefetch/models/{m}.json"
+            for m in MODELS
+            if not is_built(m) and not os.path.exists(model_spec(m)["source"])
+        ],
+        [f"results/data/probe/{d}.jsonl" for d in PROBE_DATASETS],
+    output:
+        touch("results/prefetch/done"),
+    log:
+        "logs/prefetch/done.log",
+    conda:
+        "../envs/hrsa.yaml"

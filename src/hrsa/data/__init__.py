@@ -1,0 +1,1 @@
+"""Datasets: probe datasets for HRSA, contrastive training data, offline generators."""

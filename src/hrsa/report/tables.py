@@ -1,0 +1,264 @@
+"""The paper's tables from tidy result frames, as CSV (numbers) and Markdown (formatted).
+
+Each builder returns a :class:`Table`: ``frame`` is what goes to CSV (one row per displayed row,
+numbers unrounded, intervals in ``*_ci_low``/``*_ci_high`` columns), ``markdown`` the formatted
+table with intervals in brackets when the engine computed them.
+
+- Table 1: mean embedding benchmark scores of the two embedding models of each pair;
+- Table 3: H_inv of the final hidden state per pair, backbone and embedding model (CoT dataset);
+- Table 4: mean k-NN overlap across layers for each k, backbone and embedding model;
+- Tables 12 / 13: H_inv across probe datasets, backbone / embedding model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from hrsa.report.collect import PairInfo, headline, ordered, pair_info
+from hrsa.report.output import atomic_path, write_text
+
+MAIN_STAGES = ("backbone", "emb")
+ARROW = "→"
+
+
+@dataclass
+class Table:
+    """A built table: its title, its numbers (CSV) and its formatted Markdown."""
+
+    title: str
+    frame: pd.DataFrame
+    markdown: str
+
+    def write(self, csv: str | os.PathLike, markdown: str | os.PathLike | None = None) -> None:
+        """Write the CSV and the Markdown (with the title as a heading), each atomically."""
+        with atomic_path(csv) as tmp:
+            self.frame.to_csv(tmp, index=False, float_format="%.6g")
+        if markdown is not None:
+            write_text(markdown, f"# {self.title}\n\n{self.markdown}")
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def format_number(value: float, digits: int = 3) -> str:
+    """``value`` with ``digits`` decimals; an en dash for a missing value."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def format_interval(value: float, low: float, high: float, digits: int = 3) -> str:
+    """``0.108 [0.100, 0.115]``, or ``0.108`` when the interval is missing."""
+    text = format_number(value, digits)
+    if text == "–" or any(v is None or math.isnan(v) for v in (low, high)):
+        return text
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str = "") -> str:
+    """A GitHub-flavoured Markdown table; ``align`` has one of ``l``/``r`` per column (default:
+    first column left, the others right)."""
+    header = list(header)
+    align = align or "l" + "r" * (len(header) - 1)
+    rule = ["---:" if a == "r" else ":---" for a in align]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), line(rule), *(line(r) for r in rows)]) + "\n"
+
+
+def pairs_with_data(
+    frame: pd.DataFrame, pairs: Mapping[str, PairInfo], keys: Iterable[str] | None = None
+) -> list[PairInfo]:
+    present = list(dict.fromkeys(frame["pair"]))
+    wanted = list(keys) if keys is not None else list(pairs)
+    chosen = [k for k in wanted if k in present]
+    extra = [k for k in present if k not in pairs and keys is None]
+    return ordered({k: pair_info(pairs, k) for k in chosen + extra})
+
+
+def row_name(pair: PairInfo, stage: str) -> str:
+    """Paper style: ``SFT: Qwen2.5 vs DS`` then ``→ Qwen2.5-Emb vs DS-Emb``."""
+    if stage == "backbone":
+        return f"{pair.family}: {pair.short_name(stage)}"
+    return f"{ARROW} {pair.short_name(stage)}"
+
+
+# --------------------------------------------------------------------------- Tables 3 and 4
+
+
+def _stage_rows(headlines: pd.DataFrame, pairs, dataset: str, stages: Sequence[str]):
+    on_dataset = headlines[headlines["dataset"] == dataset]
+    for pair in pairs_with_data(on_dataset, pairs):
+        for stage in stages:
+            if ((on_dataset["pair"] == pair.key) & (on_dataset["stage"] == stage)).any():
+                yield pair, stage
+
+
+def table3(
+    headlines: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    dataset: str,
+    stages: Sequence[str] = MAIN_STAGES,
+    digits: int = 3,
+) -> Table:
+    """Table 3: inverse row entropy H_inv of O* (final hidden state), backbone and ``-Emb`` rows."""
+    records, rows = [], []
+    for pair, stage in _stage_rows(headlines, pairs, dataset, stages):
+        value, low, high = headline(headlines, pair.key, stage, dataset, "h_inv_final")
+        records.append(
+            {
+                "family": pair.family,
+                "pair": pair.key,
+                "stage": stage,
+                "model_pair": pair.short_name(stage),
+                "h_inv": value,
+                "h_inv_ci_low": low,
+                "h_inv_ci_high": high,
+            }
+        )
+        rows.append([row_name(pair, stage), format_interval(value, low, high, digits)])
+    columns = ["family", "pair", "stage", "model_pair", "h_inv", "h_inv_ci_low", "h_inv_ci_high"]
+    return Table(
+        title=f"Table 3: inverse row entropy H_inv of O* (final hidden state, dataset {dataset})",
+        frame=pd.DataFrame(records, columns=columns),
+        markdown=markdown_table(["Model pair", "Inverse row entropy ↑"], rows),
+    )
+
+
+def table4(
+    headlines: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    dataset: str,
+    ks: Sequence[int] = (5, 10, 50),
+    stages: Sequence[str] = MAIN_STAGES,
+    digits: int = 3,
+) -> Table:
+    """Table 4: k-NN overlap averaged over layers, one column per k."""
+    records, rows = [], []
+    for pair, stage in _stage_rows(headlines, pairs, dataset, stages):
+        record = {
+            "family": pair.family,
+            "pair": pair.key,
+            "stage": stage,
+            "model_pair": pair.short_name(stage),
+        }
+        cells = [row_name(pair, stage)]
+        for k in ks:
+            value, low, high = headline(headlines, pair.key, stage, dataset, "knn_overlap_mean", k)
+            record |= {
+                f"knn_overlap_k{k}": value,
+                f"knn_overlap_k{k}_ci_low": low,
+                f"knn_overlap_k{k}_ci_high": high,
+            }
+            cells.append(format_interval(value, low, high, digits))
+        records.append(record)
+        rows.append(cells)
+    columns = ["family", "pair", "stage", "model_pair"] + [
+        f"knn_overlap_k{k}{suffix}" for k in ks for suffix in ("", "_ci_low", "_ci_high")
+    ]
+    return Table(
+        title=f"Table 4: mean k-NN overlap across layers (dataset {dataset})",
+        frame=pd.DataFrame(records, columns=columns),
+        markdown=markdown_table(["Model pairs", *(f"k={k}" for k in ks)], rows),
+    )
+
+
+# --------------------------------------------------------------------------- Tables 12 and 13
+
+
+def h_inv_across_datasets(
+    headlines: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    stage: str,
+    datasets: Sequence[str],
+    dataset_labels: Mapping[str, str] | None = None,
+    digits: int = 4,
+) -> Table:
+    """Tables 12 (``stage="backbone"``) and 13 (``stage="emb"``): H_inv per pair and dataset."""
+    dataset_labels = dataset_labels or {}
+    on_stage = headlines[headlines["stage"] == stage]
+    records, rows = [], []
+    for pair in pairs_with_data(on_stage, pairs):
+        record = {"family": pair.family, "pair": pair.key, "model_pair": pair.long_name(stage)}
+        cells = [pair.family, pair.long_name(stage)]
+        for dataset in datasets:
+            value, low, high = headline(headlines, pair.key, stage, dataset, "h_inv_final")
+            record |= {dataset: value, f"{dataset}_ci_low": low, f"{dataset}_ci_high": high}
+            cells.append(format_interval(value, low, high, digits))
+        records.append(record)
+        rows.append(cells)
+    columns = ["family", "pair", "model_pair"] + [
+        f"{d}{suffix}" for d in datasets for suffix in ("", "_ci_low", "_ci_high")
+    ]
+    number, models = (12, "LLM backbones") if stage == "backbone" else (13, "embedding models")
+    header = ["Family", "Model pair", *(f"{dataset_labels.get(d, d)} ↑" for d in datasets)]
+    return Table(
+        title=f"Table {number}: H_inv of O* across datasets ({models})",
+        frame=pd.DataFrame(records, columns=columns),
+        markdown=markdown_table(header, rows, align="ll" + "r" * len(datasets)),
+    )
+
+
+# --------------------------------------------------------------------------- Table 1
+
+
+def table1(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], digits: int = 2) -> Table:
+    """Table 1: mean benchmark scores of the base- and reasoning-initialised embedding models.
+
+    The CSV keeps the evaluation stage's numbers (one row per pair and benchmark) plus the pair's
+    display name and algorithm. The Markdown is the paper's wide layout, one column group per
+    benchmark; scores in [0, 1] (mteb's convention) are shown x100 like the paper.
+    """
+    frame = frame.copy()
+    benchmarks = list(dict.fromkeys(frame["benchmark"]))
+    scores = frame[["base_mean", "reasoning_mean"]].abs().to_numpy()
+    scale = 100.0 if len(scores) and float(pd.DataFrame(scores).max().max()) <= 1.0 else 1.0
+    infos = {k: pair_info(pairs, k) for k in dict.fromkeys(frame["pair"])}
+    frame.insert(1, "model_pair", [infos[k].short_name("emb") for k in frame["pair"]])
+    frame.insert(3, "algorithm", [infos[k].algorithm for k in frame["pair"]])
+    frame["family"] = [
+        infos[k].family if infos[k].family != "?" else f
+        for k, f in zip(frame["pair"], frame["family"], strict=True)
+    ]
+    header = ["Family", "Model pair", "Algorithm"]
+    for benchmark in benchmarks:
+        header += [f"{benchmark} base-Emb", f"{benchmark} reason-Emb", f"{benchmark} Δ (Std)"]
+    rows = []
+    for info in ordered(infos):
+        cells = [info.family, info.short_name("emb"), info.algorithm]
+        for benchmark in benchmarks:
+            hit = frame[(frame["pair"] == info.key) & (frame["benchmark"] == benchmark)]
+            if hit.empty:
+                cells += ["–", "–", "–"]
+                continue
+            row = hit.iloc[0]
+            delta = f"{scale * row['delta_mean']:+.{digits}f}"
+            if not pd.isna(row["delta_std"]):
+                delta += f" ± {scale * row['delta_std']:.{digits}f}"
+            cells += [
+                format_number(scale * row["base_mean"], digits),
+                format_number(scale * row["reasoning_mean"], digits),
+                delta,
+            ]
+        rows.append(cells)
+    seeds = sorted({int(n) for n in frame["n_seeds"].dropna()})
+    note = []
+    if scale != 1.0:
+        note.append("Scores x100.")
+    if seeds:
+        note.append(f"Mean over {', '.join(map(str, seeds))} seed(s); Δ = reason-Emb − base-Emb.")
+    markdown = markdown_table(header, rows, align="lll" + "r" * (3 * len(benchmarks)))
+    if note:
+        markdown += "\n" + " ".join(note) + "\n"
+    return Table(
+        title="Table 1: mean embedding benchmark performance",
+        frame=frame,
+        markdown=markdown,
+    )

@@ -1,0 +1,170 @@
+"""Tiny offline backbones for the default config: a base LM and its fine-tuned partners.
+
+Recipes (all deterministic from a seed, a minute or less on 2 CPU cores):
+
+* ``base``   - a randomly initialised Qwen2/Qwen3-style decoder, briefly trained as a language model
+  on generated general text, with a byte-level BPE tokenizer trained locally;
+* ``reason`` - the base after a *short, low-learning-rate* fine-tune on step-by-step arithmetic
+  traces (a small update: the stand-in for an RLVR-tuned partner);
+* ``sft``    - the base after a *long, high-learning-rate* fine-tune on different (dialogue) text
+  (a large update: the SFT control).
+
+Every model is saved with ``save_pretrained`` (causal-LM weights + tokenizer) and reloads offline
+with ``AutoModel`` / ``AutoTokenizer``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .data import synthetic
+from .errors import ConfigError
+
+log = logging.getLogger("hrsa.tiny")
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+
+
+def build_tokenizer(texts: list[str], vocab_size: int = 512):
+    """Byte-level BPE (like Qwen2's) trained on ``texts``, wrapped as a fast HF tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|endoftext|>",
+        pad_token="<|endoftext|>",
+        model_max_length=1024,
+        padding_side="right",
+    )
+    return fast
+
+
+def build_model(arch: str, vocab_size: int, seed: int, *, hidden_size: int = 64, layers: int = 4):
+    """A randomly initialised tiny causal LM (Qwen2- or Qwen3-style)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM
+
+    torch.manual_seed(seed)
+    common = dict(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=0,
+        pad_token_id=0,
+    )
+    if arch == "qwen2":
+        return Qwen2ForCausalLM(Qwen2Config(**common))
+    if arch == "qwen3":
+        # Qwen3's default head_dim is 128; a tiny model needs it set explicitly.
+        return Qwen3ForCausalLM(Qwen3Config(head_dim=hidden_size // 4, **common))
+    raise ConfigError(f"unknown tiny architecture {arch!r}; expected qwen2 or qwen3")
+
+
+def train_language_model(
+    model, tokenizer, texts: list[str], *, steps: int, lr: float, seed: int,
+    batch_size: int = 16, max_length: int = 128, desc: str = "lm",
+) -> list[float]:
+    """Plain next-token training (causal attention), AdamW with constant LR. Returns the losses."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    losses = []
+    for _ in tqdm(range(steps), desc=desc, mininterval=5):
+        batch = tokenizer(
+            rng.sample(texts, min(batch_size, len(texts))),
+            padding=True, truncation=True, max_length=max_length,
+            add_special_tokens=False, return_tensors="pt",
+        )
+        labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
+        loss = model(**batch, labels=labels).loss
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss))
+    model.eval()
+    return losses
+
+
+RECIPES = {
+    # recipe: (texts, default steps, default lr)
+    "base": (lambda seed: synthetic.general_text(2000, seed), 150, 3e-3),
+    "reason": (lambda seed: [r["text"] for r in synthetic.arithmetic_traces(800, seed + 1)], 20, 2e-4),
+    "sft": (lambda seed: synthetic.dialogue_text(2000, seed + 2), 300, 3e-3),
+}
+
+
+def build_tiny(
+    out: str | os.PathLike, *, recipe: str, seed: int = 0, arch: str = "qwen2",
+    init: str | os.PathLike | None = None, steps: int | None = None, lr: float | None = None,
+    hidden_size: int = 64, layers: int = 4, vocab_size: int = 512,
+) -> dict:
+    """Build one tiny model by ``recipe`` into ``out`` (atomically). Returns its build record.
+
+    ``base`` starts from random weights and a new tokenizer; ``reason`` and ``sft`` start from
+    ``init`` (the base model's directory) and keep its tokenizer, so the pair tokenizes identically.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if recipe not in RECIPES:
+        raise ConfigError(f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES)}")
+    make_texts, default_steps, default_lr = RECIPES[recipe]
+    steps = default_steps if steps is None else steps
+    lr = default_lr if lr is None else lr
+    texts = make_texts(seed)
+    if recipe == "base":
+        tokenizer = build_tokenizer(synthetic.tokenizer_corpus(seed), vocab_size)
+        model = build_model(arch, len(tokenizer), seed, hidden_size=hidden_size, layers=layers)
+    else:
+        if init is None or not (Path(init) / "config.json").is_file():
+            raise ConfigError(f"recipe {recipe!r} needs `init`: the base model directory ({init!r})")
+        tokenizer = AutoTokenizer.from_pretrained(init)
+        model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
+    losses = train_language_model(model, tokenizer, texts, steps=steps, lr=lr, seed=seed, desc=recipe)
+    record = {
+        "recipe": recipe, "seed": seed, "arch": arch, "init": str(init) if init else None,
+        "steps": steps, "lr": lr, "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+    }
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "hrsa_build.json").write_text(json.dumps(record, indent=2))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    log.info("built %s: %s", out, record)
+    return record
