@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default config applies only when no --configfile is given: a --configfile replaces it
+# instead of being deep-merged into it (so the paper's pairs never mix with the tiny ones).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
@@ -15,6 +19,6 @@ include: "rules/activations.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True

@@ -7,7 +7,9 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 
 from hrsa.config import validate_config  # noqa: E402
 
-validate_config(config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml"))
+validate_config(
+    config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+)
 
 MODELS = list(config["models"])
 PAIRS = list(config["pairs"])
@@ -118,9 +120,7 @@ def extraction_targets():
         for pair in PAIRS:
             for role in ("base", "reasoning"):
                 for dataset in HRSA_DATASETS:
-                    targets.add(
-                        store_path(config["pairs"][pair][role], stage, dataset)
-                    )
+                    targets.add(store_path(config["pairs"][pair][role], stage, dataset))
     return sorted(targets)
 
 
@@ -135,7 +135,12 @@ def pair_check_targets():
 
 def all_targets():
     targets = extraction_targets() + pair_check_targets()
-    for name in ("hrsa_targets", "training_targets", "evaluation_targets", "report_targets"):
+    for name in (
+        "hrsa_targets",
+        "training_targets",
+        "evaluation_targets",
+        "report_targets",
+    ):
         func = globals().get(name)
         if func is not None:
             targets += func()

@@ -62,10 +62,14 @@ class _LayerFile:
     def _open(self) -> None:
         self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
         self.hash = hashlib.sha256()
-        header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
-                  "shape": (self.n_rows, self.dim)}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(self.dtype),
+            "fortran_order": False,
+            "shape": (self.n_rows, self.dim),
+        }
         np.lib.format.write_array_header_1_0(self.fh, header)
         self.fh.flush()
+        self.header_len = self.fh.tell()
         with open(self.path, "rb") as fh:
             self.hash.update(fh.read())
 
@@ -77,45 +81,68 @@ class _LayerFile:
         self.hash.update(data)
         self.rows += block.shape[0]
 
-    def _promote(self) -> None:
-        """Rewrite the rows written so far as fp32 and continue in fp32."""
+    def _promote(self, block_rows: int = 65536) -> None:
+        """Rewrite the rows written so far as fp32 (streamed, block by block); continue in fp32."""
         self.fh.close()
-        old = np.load(self.path, mmap_mode="r")
-        written = np.array(old.reshape(-1)[: self.rows * self.dim]).reshape(self.rows, self.dim)
-        del old
+        old_path = self.path.with_name(self.path.name + ".fp16")
+        os.replace(self.path, old_path)
+        old_dtype, old_header, rows = self.dtype, self.header_len, self.rows
         self.dtype = np.dtype(np.float32)
-        self.promoted_at = self.rows
+        self.promoted_at = rows
         self._open()
-        data = written.astype(np.float32).tobytes()
-        self.fh.write(data)
-        self.hash.update(data)
-        log.warning("%s: a value beyond fp16 range at row %d; stored as fp32", self.path.name, self.rows)
+        with open(old_path, "rb") as src:
+            src.seek(old_header)
+            for start in range(0, rows, block_rows):
+                n = min(block_rows, rows - start)
+                part = np.fromfile(src, dtype=old_dtype, count=n * self.dim)
+                data = part.astype(np.float32).tobytes()
+                self.fh.write(data)
+                self.hash.update(data)
+        old_path.unlink()
+        log.warning("%s: a value beyond fp16 range at row %d; stored as fp32", self.path.name, rows)
 
     def close(self) -> dict:
         self.fh.close()
         if self.rows != self.n_rows:
             raise StoreError(f"{self.path}: wrote {self.rows} rows, expected {self.n_rows}")
-        return {"shape": [self.n_rows, self.dim], "dtype": self.dtype.name,
-                "sha256": self.hash.hexdigest(), "promoted_from_float16_at_row": self.promoted_at}
+        return {
+            "shape": [self.n_rows, self.dim],
+            "dtype": self.dtype.name,
+            "sha256": self.hash.hexdigest(),
+            "promoted_from_float16_at_row": self.promoted_at,
+        }
 
 
 class StoreWriter:
     """Streams hidden states into a temporary directory; :meth:`commit` renames it into place."""
 
-    def __init__(self, path: str | os.PathLike, n_rows: int, dim: int, n_hidden_states: int,
-                 storage_dtype: str = "float16"):
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        n_rows: int,
+        dim: int,
+        n_hidden_states: int,
+        storage_dtype: str = "float16",
+    ):
         if storage_dtype not in ("float16", "float32"):
             raise StoreError(f"storage_dtype must be float16 or float32, got {storage_dtype!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         self.n_rows, self.dim, self.n_hidden = n_rows, dim, n_hidden_states
-        self.layers = [_LayerFile(self.tmp / hidden_file(i), n_rows, dim, np.dtype(storage_dtype))
-                       for i in range(n_hidden_states)]
+        self.layers = [
+            _LayerFile(self.tmp / hidden_file(i), n_rows, dim, np.dtype(storage_dtype))
+            for i in range(n_hidden_states)
+        ]
         self.index: dict[str, list[np.ndarray]] = {f: [] for f in INDEX_FILES}
 
-    def append(self, hidden: Sequence[np.ndarray], token_ids: np.ndarray,
-               sequence_index: np.ndarray, position: np.ndarray) -> None:
+    def append(
+        self,
+        hidden: Sequence[np.ndarray],
+        token_ids: np.ndarray,
+        sequence_index: np.ndarray,
+        position: np.ndarray,
+    ) -> None:
         if len(hidden) != self.n_hidden:
             raise StoreError(f"got {len(hidden)} hidden states, expected {self.n_hidden}")
         for layer, block in zip(self.layers, hidden, strict=True):
@@ -133,18 +160,26 @@ class StoreWriter:
             for name, parts in self.index.items():
                 arr = np.concatenate(parts) if parts else np.zeros(0, np.int64)
                 np.save(self.tmp / name, arr)
-                files[name] = {"shape": list(arr.shape), "dtype": "int64",
-                               "sha256": _sha256(self.tmp / name)}
+                files[name] = {
+                    "shape": list(arr.shape),
+                    "dtype": "int64",
+                    "sha256": _sha256(self.tmp / name),
+                }
             (self.tmp / "sequences.json").write_text(json.dumps(sequences))
             files["sequences.json"] = {"sha256": _sha256(self.tmp / "sequences.json")}
             dtypes = {files[hidden_file(i)]["dtype"] for i in range(self.n_hidden)}
             manifest = {
                 **meta,
-                "n_rows": self.n_rows, "dim": self.dim, "n_hidden_states": self.n_hidden,
+                "n_rows": self.n_rows,
+                "dim": self.dim,
+                "n_hidden_states": self.n_hidden,
                 "n_sequences": len(sequences),
                 "dtype": dtypes.pop() if len(dtypes) == 1 else "mixed",
-                "promoted_layers": [i for i in range(self.n_hidden)
-                                    if files[hidden_file(i)]["promoted_from_float16_at_row"] is not None],
+                "promoted_layers": [
+                    i
+                    for i in range(self.n_hidden)
+                    if files[hidden_file(i)]["promoted_from_float16_at_row"] is not None
+                ],
                 "files": files,
                 "hrsa_version": __version__,
             }
@@ -164,15 +199,24 @@ class StoreWriter:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-def write_store(path, layers: Sequence[np.ndarray], token_ids, sequence_index, position,
-                sequences: list[dict], meta: dict | None = None,
-                storage_dtype: str = "float32") -> Path:
+def write_store(
+    path,
+    layers: Sequence[np.ndarray],
+    token_ids,
+    sequence_index,
+    position,
+    sequences: list[dict],
+    meta: dict | None = None,
+    storage_dtype: str = "float32",
+) -> Path:
     """Write a complete store from in-memory arrays (tests, synthetic data)."""
     layers = [np.asarray(x) for x in layers]
     n, d = layers[0].shape
     writer = StoreWriter(path, n, d, len(layers), storage_dtype)
     try:
-        writer.append(layers, np.asarray(token_ids), np.asarray(sequence_index), np.asarray(position))
+        writer.append(
+            layers, np.asarray(token_ids), np.asarray(sequence_index), np.asarray(position)
+        )
     except BaseException:
         writer.abort()
         raise
@@ -186,7 +230,9 @@ class ActivationStore:
         self.path = Path(path)
         mf = self.path / "manifest.json"
         if not mf.is_file():
-            raise StoreError(f"{self.path}: no manifest.json (not an activation store, or incomplete)")
+            raise StoreError(
+                f"{self.path}: no manifest.json (not an activation store, or incomplete)"
+            )
         try:
             self.manifest = json.loads(mf.read_text())
         except json.JSONDecodeError as exc:
@@ -200,7 +246,9 @@ class ActivationStore:
             if "shape" in info and name.endswith(".npy"):
                 shape = np.load(self.path / name, mmap_mode="r").shape
                 if list(shape) != list(info["shape"]):
-                    raise StoreError(f"{self.path / name}: shape {shape} != manifest {info['shape']}")
+                    raise StoreError(
+                        f"{self.path / name}: shape {shape} != manifest {info['shape']}"
+                    )
 
     @property
     def dataset(self) -> str:
@@ -208,7 +256,9 @@ class ActivationStore:
 
     def layer(self, i: int) -> np.ndarray:
         if not 0 <= i < self.n_hidden_states:
-            raise StoreError(f"{self.path}: hidden state {i} out of range 0..{self.n_hidden_states - 1}")
+            raise StoreError(
+                f"{self.path}: hidden state {i} out of range 0..{self.n_hidden_states - 1}"
+            )
         return np.load(self.path / hidden_file(i), mmap_mode="r")
 
     def _index(self, name: str) -> np.ndarray:
@@ -235,42 +285,60 @@ class ActivationStore:
         for name, info in self.manifest["files"].items():
             got = _sha256(self.path / name)
             if got != info["sha256"]:
-                raise StoreError(f"{self.path / name}: sha256 {got[:12]}... does not match the "
-                                 f"manifest ({info['sha256'][:12]}...): the store is corrupted")
+                raise StoreError(
+                    f"{self.path / name}: sha256 {got[:12]}... does not match the "
+                    f"manifest ({info['sha256'][:12]}...): the store is corrupted"
+                )
 
 
 def check_aligned(a: ActivationStore, b: ActivationStore) -> None:
-    """Both stores must hold the same tokens in the same rows; the error names the first difference."""
-    seq_a, seq_b = a.sequences, b.sequences
-    ids_a = [s["id"] for s in seq_a]
-    ids_b = [s["id"] for s in seq_b]
-    if ids_a != ids_b:
-        j = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), min(len(ids_a), len(ids_b)))
-        raise PairMismatchError(
-            f"dataset {a.dataset!r}: the stores keep different sequences ({len(ids_a)} vs {len(ids_b)});"
-            f" first difference at kept sequence #{j} ({a.path} vs {b.path}). The tokenizers differ"
-            " in token counts or the stores were extracted with different caps.")
+    """Both stores must hold the same tokens in the same rows.
+
+    The error names the dataset, the first sequence (dataset id) whose token ids differ and the
+    token position of the first difference; or, when the token ids agree, the first sequence kept
+    by one store and not the other.
+    """
     ta, tb = a.token_ids, b.token_ids
     pa, pb = a.position, b.position
-    sa = a.sequence_index
-    if ta.shape == tb.shape and np.array_equal(ta, tb) and np.array_equal(pa, pb):
+    sa, sb = a.sequence_index, b.sequence_index
+    ids_a = [s["id"] for s in a.sequences]
+    ids_b = [s["id"] for s in b.sequences]
+    if (
+        ids_a == ids_b
+        and np.array_equal(ta, tb)
+        and np.array_equal(pa, pb)
+        and np.array_equal(sa, sb)
+    ):
         return
-    n = min(len(ta), len(tb))
-    diff = np.flatnonzero((ta[:n] != tb[:n]) | (pa[:n] != pb[:n]))
-    row = int(diff[0]) if diff.size else n
-    row_a = min(row, len(sa) - 1)
-    seq = ids_a[sa[row_a]] if len(sa) else "?"
-    pos = int(pa[row_a]) if len(pa) else -1
+    rows_b = {sid: np.flatnonzero(sb == j) for j, sid in enumerate(ids_b)}
+    for j, sid in enumerate(ids_a):
+        if sid not in rows_b:
+            continue
+        xa, xb = ta[sa == j], tb[rows_b[sid]]
+        n = min(len(xa), len(xb))
+        diff = np.flatnonzero(xa[:n] != xb[:n])
+        if diff.size or len(xa) != len(xb):
+            pos = int(diff[0]) if diff.size else n
+            got_a = int(xa[pos]) if pos < len(xa) else "end of sequence"
+            got_b = int(xb[pos]) if pos < len(xb) else "end of sequence"
+            raise PairMismatchError(
+                f"dataset {a.dataset!r}: token ids differ first in sequence {sid!r} at token "
+                f"position {pos}: {a.path} has {got_a}, {b.path} has {got_b}. The two models of the "
+                "pair do not tokenize identically; HRSA compares token by token and cannot proceed."
+            )
+    only = [s for s in ids_a if s not in rows_b] + [s for s in ids_b if s not in set(ids_a)]
     raise PairMismatchError(
-        f"dataset {a.dataset!r}: token ids differ first in sequence {seq!r} at token position {pos}"
-        f" (row {row}): {a.path} has {int(ta[row]) if row < len(ta) else 'nothing'}, {b.path} has"
-        f" {int(tb[row]) if row < len(tb) else 'nothing'}. The two models of the pair do not"
-        " tokenize identically; HRSA compares token by token and cannot proceed.")
+        f"dataset {a.dataset!r}: the stores hold different rows ({a.n_rows} vs {b.n_rows} tokens, "
+        f"{len(ids_a)} vs {len(ids_b)} sequences; first sequence not in both: "
+        f"{only[0] if only else 'none, but in a different order'!r}). Extract both with the same "
+        f"caps and seed ({a.path}, {b.path})."
+    )
 
 
 # ----------------------------------------------------------------------------------------------
 # Extraction
 # ----------------------------------------------------------------------------------------------
+
 
 def read_texts(path: str | os.PathLike) -> list[dict]:
     """Read a probe dataset JSONL (records with ``id``, ``text`` and optional ``label``)."""
@@ -295,8 +363,9 @@ def read_texts(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def select_sequences(lengths: Sequence[int], *, seed: int, max_sequences: int | None,
-                     max_tokens: int | None) -> list[int]:
+def select_sequences(
+    lengths: Sequence[int], *, seed: int, max_sequences: int | None, max_tokens: int | None
+) -> list[int]:
     """Seeded subsample of sequence indices under caps on sequences and on tokens.
 
     Sequences are visited in an order that depends only on ``seed`` and the number of records;
@@ -320,15 +389,27 @@ def select_sequences(lengths: Sequence[int], *, seed: int, max_sequences: int | 
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices sorted by length (longest first, ties by index), cut into batches."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
-    return [order[i: i + batch_size] for i in range(0, len(order), batch_size)]
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def extract(
-    *, model: str, texts: str | os.PathLike, store: str | os.PathLike, model_key: str = "",
-    dataset_key: str = "", revision: str | None = None, dtype: str = "auto",
-    attention: str = "bidirectional", device: str = "auto", max_sequences: int | None = None,
-    max_tokens: int | None = None, max_length: int = 512, batch_size: int = 8,
-    storage_dtype: str = "float16", seed: int = 0, stage: str = "backbone",
+    *,
+    model: str,
+    texts: str | os.PathLike,
+    store: str | os.PathLike,
+    model_key: str = "",
+    dataset_key: str = "",
+    revision: str | None = None,
+    dtype: str = "auto",
+    attention: str = "bidirectional",
+    device: str = "auto",
+    max_sequences: int | None = None,
+    max_tokens: int | None = None,
+    max_length: int = 512,
+    batch_size: int = 8,
+    storage_dtype: str = "float16",
+    seed: int = 0,
+    stage: str = "backbone",
 ) -> Path:
     """Run ``model`` over the probe texts and write every hidden state to an activation store."""
     import torch
@@ -337,29 +418,47 @@ def extract(
     from .models import load_backbone, resolved_revision, tokenizer_fingerprint
 
     records = read_texts(texts)
-    net, tokenizer = load_backbone(model, revision=revision, dtype=dtype, attention=attention,
-                                   device=device)
+    net, tokenizer = load_backbone(
+        model, revision=revision, dtype=dtype, attention=attention, device=device
+    )
     dev = next(net.parameters()).device
-    encoded = tokenizer([r["text"] for r in records], add_special_tokens=False, truncation=True,
-                        max_length=max_length)["input_ids"]
+    encoded = tokenizer(
+        [r["text"] for r in records],
+        add_special_tokens=False,
+        truncation=True,
+        max_length=max_length,
+    )["input_ids"]
     lengths = [len(ids) for ids in encoded]
-    keep = [i for i in select_sequences(lengths, seed=seed, max_sequences=max_sequences,
-                                        max_tokens=max_tokens) if lengths[i] > 0]
+    keep = [
+        i
+        for i in select_sequences(
+            lengths, seed=seed, max_sequences=max_sequences, max_tokens=max_tokens
+        )
+        if lengths[i] > 0
+    ]
     if not keep:
         raise DataError(f"{texts}: no sequence has any token after tokenization")
     kept_lengths = [lengths[i] for i in keep]
     batches = length_sorted_batches(kept_lengths, batch_size)
     order = [j for batch in batches for j in batch]  # processing order = row order in the store
-    sequences = [{"id": str(records[keep[j]]["id"]), "label": records[keep[j]].get("label"),
-                  "n_tokens": kept_lengths[j]} for j in order]
+    sequences = [
+        {
+            "id": str(records[keep[j]]["id"]),
+            "label": records[keep[j]].get("label"),
+            "n_tokens": kept_lengths[j],
+        }
+        for j in order
+    ]
     slot = {j: s for s, j in enumerate(order)}
     n_rows = sum(kept_lengths)
     n_hidden = net.config.num_hidden_layers + 1
     writer = StoreWriter(store, n_rows, net.config.hidden_size, n_hidden, storage_dtype)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     try:
-        with torch.inference_mode(), tqdm(total=n_rows, unit="tok", desc=f"{model_key}/{dataset_key}",
-                                          mininterval=5) as bar:
+        with (
+            torch.inference_mode(),
+            tqdm(total=n_rows, unit="tok", desc=f"{model_key}/{dataset_key}", mininterval=5) as bar,
+        ):
             for batch in batches:
                 seqs = [encoded[keep[j]] for j in batch]
                 width = max(len(s) for s in seqs)
@@ -368,9 +467,13 @@ def extract(
                 for r, s in enumerate(seqs):  # right padding
                     ids[r, : len(s)] = torch.tensor(s)
                     mask[r, : len(s)] = 1
-                out = net(input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True)
+                out = net(
+                    input_ids=ids.to(dev), attention_mask=mask.to(dev), output_hidden_states=True
+                )
                 if len(out.hidden_states) != n_hidden:
-                    raise StoreError(f"model returned {len(out.hidden_states)} hidden states, expected {n_hidden}")
+                    raise StoreError(
+                        f"model returned {len(out.hidden_states)} hidden states, expected {n_hidden}"
+                    )
                 keep_mask = mask.bool().to(dev)
                 hidden = [h[keep_mask].float().cpu().numpy() for h in out.hidden_states]
                 flat_ids = ids[mask.bool()].numpy()
@@ -379,12 +482,21 @@ def extract(
                 writer.append(hidden, flat_ids, seq_idx, pos)
                 bar.update(len(flat_ids))
         meta = {
-            "model": model_key, "source": str(model), "revision": revision,
+            "model": model_key,
+            "source": str(model),
+            "revision": revision,
             "resolved_revision": resolved_revision(str(model), revision),
-            "tokenizer_sha256": tokenizer_fingerprint(tokenizer), "dataset": dataset_key,
-            "stage": stage, "attention": attention, "model_dtype": str(next(net.parameters()).dtype),
-            "device": str(dev), "max_sequences": max_sequences, "max_tokens": max_tokens,
-            "max_length": max_length, "seed": seed, "texts": str(texts),
+            "tokenizer_sha256": tokenizer_fingerprint(tokenizer),
+            "dataset": dataset_key,
+            "stage": stage,
+            "attention": attention,
+            "model_dtype": str(next(net.parameters()).dtype),
+            "device": str(dev),
+            "max_sequences": max_sequences,
+            "max_tokens": max_tokens,
+            "max_length": max_length,
+            "seed": seed,
+            "texts": str(texts),
             "texts_sha256": _sha256(Path(texts)),
         }
         return writer.commit(sequences, meta)
@@ -396,12 +508,20 @@ def extract(
 def write_pair_check(a: ActivationStore, b: ActivationStore, out: str | os.PathLike) -> None:
     """Record a passed alignment check (both manifests' identities) atomically as JSON."""
     record = {
-        "aligned": True, "n_rows": a.n_rows, "n_sequences": a.manifest.get("n_sequences"),
+        "aligned": True,
+        "n_rows": a.n_rows,
+        "n_sequences": a.manifest.get("n_sequences"),
         "dataset": a.dataset,
-        "base": {"path": str(a.path), "model": a.manifest.get("model"),
-                 "tokenizer_sha256": a.manifest.get("tokenizer_sha256")},
-        "reasoning": {"path": str(b.path), "model": b.manifest.get("model"),
-                      "tokenizer_sha256": b.manifest.get("tokenizer_sha256")},
+        "base": {
+            "path": str(a.path),
+            "model": a.manifest.get("model"),
+            "tokenizer_sha256": a.manifest.get("tokenizer_sha256"),
+        },
+        "reasoning": {
+            "path": str(b.path),
+            "model": b.manifest.get("model"),
+            "tokenizer_sha256": b.manifest.get("tokenizer_sha256"),
+        },
         "same_tokenizer": a.manifest.get("tokenizer_sha256") == b.manifest.get("tokenizer_sha256"),
     }
     out = Path(out)

@@ -26,17 +26,25 @@ def validate_config(config: dict, schema_path: str | os.PathLike | None = None) 
 
     schema = yaml.safe_load(Path(schema_path or SCHEMA).read_text())
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(e.absolute_path))
+    )
     if errors:
         err = errors[0]
         if err.validator == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
-            extra = [k for k in err.instance if k not in allowed] if isinstance(err.instance, dict) else []
+            extra = (
+                [k for k in err.instance if k not in allowed]
+                if isinstance(err.instance, dict)
+                else []
+            )
             key = _key(list(err.absolute_path) + extra[:1])
             raise ConfigError(f"config key {key}: unknown key (allowed here: {', '.join(allowed)})")
         if err.validator == "oneOf" and isinstance(err.instance, dict):
-            raise ConfigError(f"config key {_key(err.absolute_path)}: give exactly one way to obtain it "
-                              f"({err.schema.get('description', 'see config/README.md')}): {err.message}")
+            raise ConfigError(
+                f"config key {_key(err.absolute_path)}: give exactly one way to obtain it "
+                f"({err.schema.get('description', 'see config/README.md')}): {err.message}"
+            )
         raise ConfigError(f"config key {_key(err.absolute_path)}: {err.message}")
     _check_references(config)
     return config
@@ -47,13 +55,19 @@ def _check_references(config: dict) -> None:
     for name, spec in models.items():
         init = spec.get("build", {}).get("init")
         if spec.get("build", {}).get("recipe") in ("reason", "sft") and init is None:
-            raise ConfigError(f"config key models.{name}.build.init: recipe needs the base model key")
+            raise ConfigError(
+                f"config key models.{name}.build.init: recipe needs the base model key"
+            )
         if init is not None and init not in models:
-            raise ConfigError(f"config key models.{name}.build.init: {init!r} is not a key of models")
+            raise ConfigError(
+                f"config key models.{name}.build.init: {init!r} is not a key of models"
+            )
     for name, pair in config["pairs"].items():
         for role in ("base", "reasoning"):
             if pair[role] not in models:
-                raise ConfigError(f"config key pairs.{name}.{role}: {pair[role]!r} is not a key of models")
+                raise ConfigError(
+                    f"config key pairs.{name}.{role}: {pair[role]!r} is not a key of models"
+                )
         if pair["base"] == pair["reasoning"]:
             raise ConfigError(f"config key pairs.{name}: base and reasoning are the same model")
     for ds in config["hrsa"].get("datasets", []):
@@ -62,6 +76,10 @@ def _check_references(config: dict) -> None:
     probe = config["hrsa"].get("probe", {}).get("dataset")
     if probe is not None:
         if probe not in config["probe_datasets"]:
-            raise ConfigError(f"config key hrsa.probe.dataset: {probe!r} is not a key of probe_datasets")
+            raise ConfigError(
+                f"config key hrsa.probe.dataset: {probe!r} is not a key of probe_datasets"
+            )
         if not config["probe_datasets"][probe].get("labelled", False):
-            raise ConfigError(f"config key hrsa.probe.dataset: {probe!r} must be labelled (labelled: true)")
+            raise ConfigError(
+                f"config key hrsa.probe.dataset: {probe!r} must be labelled (labelled: true)"
+            )

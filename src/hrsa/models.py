@@ -148,7 +148,11 @@ def load_backbone(
 def tokenizer_fingerprint(tokenizer) -> str:
     """sha256 of the tokenizer's full serialisation (vocabulary, merges, normaliser, specials)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
-    payload = backend.to_str() if backend is not None else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    payload = (
+        backend.to_str()
+        if backend is not None
+        else json.dumps(tokenizer.get_vocab(), sort_keys=True)
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 

@@ -14,13 +14,28 @@ def prefetch_model(source: str, revision: str | None, record: str | os.PathLike)
     from huggingface_hub import snapshot_download
 
     try:
-        path = snapshot_download(source, revision=revision,
-                                 allow_patterns=["*.json", "*.safetensors", "*.txt", "*.model",
-                                                 "*.py", "tokenizer*", "merges.txt", "vocab*"])
+        path = snapshot_download(
+            source,
+            revision=revision,
+            allow_patterns=[
+                "*.json",
+                "*.safetensors",
+                "*.txt",
+                "*.model",
+                "*.py",
+                "tokenizer*",
+                "merges.txt",
+                "vocab*",
+            ],
+        )
     except Exception as exc:
         raise ModelError(f"cannot download {source!r} at revision {revision!r}: {exc}") from exc
-    info = {"source": source, "revision": revision, "resolved_revision": Path(path).name,
-            "path": path}
+    info = {
+        "source": source,
+        "revision": revision,
+        "resolved_revision": Path(path).name,
+        "path": path,
+    }
     out = Path(record)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

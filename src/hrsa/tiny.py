@@ -87,8 +87,16 @@ def build_model(arch: str, vocab_size: int, seed: int, *, hidden_size: int = 64,
 
 
 def train_language_model(
-    model, tokenizer, texts: list[str], *, steps: int, lr: float, seed: int,
-    batch_size: int = 16, max_length: int = 128, desc: str = "lm",
+    model,
+    tokenizer,
+    texts: list[str],
+    *,
+    steps: int,
+    lr: float,
+    seed: int,
+    batch_size: int = 16,
+    max_length: int = 128,
+    desc: str = "lm",
 ) -> list[float]:
     """Plain next-token training (causal attention), AdamW with constant LR. Returns the losses."""
     rng = random.Random(seed)
@@ -99,8 +107,11 @@ def train_language_model(
     for _ in tqdm(range(steps), desc=desc, mininterval=5):
         batch = tokenizer(
             rng.sample(texts, min(batch_size, len(texts))),
-            padding=True, truncation=True, max_length=max_length,
-            add_special_tokens=False, return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            add_special_tokens=False,
+            return_tensors="pt",
         )
         labels = batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100)
         loss = model(**batch, labels=labels).loss
@@ -108,7 +119,7 @@ def train_language_model(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.detach().item())
     model.eval()
     return losses
 
@@ -116,15 +127,27 @@ def train_language_model(
 RECIPES = {
     # recipe: (texts, default steps, default lr)
     "base": (lambda seed: synthetic.general_text(2000, seed), 150, 3e-3),
-    "reason": (lambda seed: [r["text"] for r in synthetic.arithmetic_traces(800, seed + 1)], 20, 2e-4),
+    "reason": (
+        lambda seed: [r["text"] for r in synthetic.arithmetic_traces(800, seed + 1)],
+        20,
+        2e-4,
+    ),
     "sft": (lambda seed: synthetic.dialogue_text(2000, seed + 2), 300, 3e-3),
 }
 
 
 def build_tiny(
-    out: str | os.PathLike, *, recipe: str, seed: int = 0, arch: str = "qwen2",
-    init: str | os.PathLike | None = None, steps: int | None = None, lr: float | None = None,
-    hidden_size: int = 64, layers: int = 4, vocab_size: int = 512,
+    out: str | os.PathLike,
+    *,
+    recipe: str,
+    seed: int = 0,
+    arch: str = "qwen2",
+    init: str | os.PathLike | None = None,
+    steps: int | None = None,
+    lr: float | None = None,
+    hidden_size: int = 64,
+    layers: int = 4,
+    vocab_size: int = 512,
 ) -> dict:
     """Build one tiny model by ``recipe`` into ``out`` (atomically). Returns its build record.
 
@@ -144,13 +167,22 @@ def build_tiny(
         model = build_model(arch, len(tokenizer), seed, hidden_size=hidden_size, layers=layers)
     else:
         if init is None or not (Path(init) / "config.json").is_file():
-            raise ConfigError(f"recipe {recipe!r} needs `init`: the base model directory ({init!r})")
+            raise ConfigError(
+                f"recipe {recipe!r} needs `init`: the base model directory ({init!r})"
+            )
         tokenizer = AutoTokenizer.from_pretrained(init)
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)
-    losses = train_language_model(model, tokenizer, texts, steps=steps, lr=lr, seed=seed, desc=recipe)
+    losses = train_language_model(
+        model, tokenizer, texts, steps=steps, lr=lr, seed=seed, desc=recipe
+    )
     record = {
-        "recipe": recipe, "seed": seed, "arch": arch, "init": str(init) if init else None,
-        "steps": steps, "lr": lr, "first_loss": losses[0] if losses else None,
+        "recipe": recipe,
+        "seed": seed,
+        "arch": arch,
+        "init": str(init) if init else None,
+        "steps": steps,
+        "lr": lr,
+        "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
     }
     out = Path(out)

@@ -69,22 +69,34 @@ def _apply_filters(rows: list[dict], filters: dict, where: str) -> list[dict]:
     for key, want in (filters or {}).items():
         allowed = want if isinstance(want, list) else [want]
         if rows and key not in rows[0]:
-            raise DataError(f"{where}: filter field {key!r} is not in the data (fields: {sorted(rows[0])})")
+            raise DataError(
+                f"{where}: filter field {key!r} is not in the data (fields: {sorted(rows[0])})"
+            )
         rows = [r for r in rows if r.get(key) in allowed]
     return rows
 
 
-def _normalise(rows: list[dict], text_field: str, label_field: str | None, id_field: str | None,
-               prefix: str, where: str) -> list[dict]:
+def _normalise(
+    rows: list[dict],
+    text_field: str,
+    label_field: str | None,
+    id_field: str | None,
+    prefix: str,
+    where: str,
+) -> list[dict]:
     out = []
     for i, r in enumerate(rows):
         if text_field not in r:
-            raise DataError(f"{where}: row {i} has no text field {text_field!r} (fields: {sorted(r)})")
-        out.append({
-            "id": str(r[id_field]) if id_field and id_field in r else f"{prefix}-{i}",
-            "text": str(r[text_field]),
-            "label": r.get(label_field) if label_field else r.get("label"),
-        })
+            raise DataError(
+                f"{where}: row {i} has no text field {text_field!r} (fields: {sorted(r)})"
+            )
+        out.append(
+            {
+                "id": str(r[id_field]) if id_field and id_field in r else f"{prefix}-{i}",
+                "text": str(r[text_field]),
+                "label": r.get(label_field) if label_field else r.get("label"),
+            }
+        )
     return out
 
 
@@ -113,25 +125,41 @@ def load_probe_dataset(key: str, spec: dict) -> list[dict]:
     if "generator" in spec:
         name = spec["generator"]
         if name not in synthetic.GENERATORS:
-            raise ConfigError(f"{where}.generator: unknown {name!r}; expected one of {sorted(synthetic.GENERATORS)}")
+            raise ConfigError(
+                f"{where}.generator: unknown {name!r}; expected one of {sorted(synthetic.GENERATORS)}"
+            )
         rows = synthetic.GENERATORS[name](int(spec.get("n", 100)), int(spec.get("seed", 0)))
         rows = _apply_filters(rows, filters, where)
         records = _normalise(rows, "text", "label", "id", key, where)
     elif "local" in spec:
         path = Path(spec["local"])
         rows = _apply_filters(_read_local(path), filters, str(path))
-        records = _normalise(rows, spec.get("text_field", "text"), spec.get("label_field", "label"),
-                             spec.get("id_field", "id"), key, str(path))
+        records = _normalise(
+            rows,
+            spec.get("text_field", "text"),
+            spec.get("label_field", "label"),
+            spec.get("id_field", "id"),
+            key,
+            str(path),
+        )
     elif "registry" in spec:
         name = spec["registry"]
         if name not in REGISTRY:
-            raise ConfigError(f"{where}.registry: unknown {name!r}; expected one of {sorted(REGISTRY)}")
-        src = HubSource(**{**asdict(REGISTRY[name]), **{k: v for k, v in spec.items()
-                                                        if k in HubSource.__dataclass_fields__}})
+            raise ConfigError(
+                f"{where}.registry: unknown {name!r}; expected one of {sorted(REGISTRY)}"
+            )
+        src = HubSource(
+            **{
+                **asdict(REGISTRY[name]),
+                **{k: v for k, v in spec.items() if k in HubSource.__dataclass_fields__},
+            }
+        )
         import datasets
 
         try:
-            ds = datasets.load_dataset(src.hub_id, src.config, split=src.split, revision=src.revision)
+            ds = datasets.load_dataset(
+                src.hub_id, src.config, split=src.split, revision=src.revision
+            )
         except Exception as exc:
             raise DataError(
                 f"{where}: cannot load {src.hub_id!r} (split {src.split!r}): {exc}. On a cluster, "
@@ -145,7 +173,9 @@ def load_probe_dataset(key: str, spec: dict) -> list[dict]:
         records = records[: int(spec["limit"])]
     records = [r for r in records if r["text"].strip()]
     if not records:
-        raise DataError(f"{where}: the dataset is empty after filtering ({filters or 'no filters'})")
+        raise DataError(
+            f"{where}: the dataset is empty after filtering ({filters or 'no filters'})"
+        )
     return records
 
 

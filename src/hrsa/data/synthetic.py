@@ -88,7 +88,9 @@ def arithmetic_traces(n: int, seed: int = 0, error_rate: float = 0.25) -> list[d
         for s in range(n_steps):
             op = rng.choice("+-*")
             operand = rng.randint(2, 9) if op == "*" else rng.randint(2, 40)
-            new = value + operand if op == "+" else value - operand if op == "-" else value * operand
+            new = (
+                value + operand if op == "+" else value - operand if op == "-" else value * operand
+            )
             shown = new + rng.choice([-3, -1, 1, 2]) if s == wrong_step else new
             steps.append(f"Step {s + 1}: {value} {op} {operand} = {shown}.")
             question.append(f"{op} {operand}")

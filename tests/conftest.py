@@ -1,0 +1,34 @@
+"""Shared fixtures: tiny offline models built once per test session (per xdist worker)."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """A tiny base model and a fine-tuned partner sharing its tokenizer (few steps: seconds)."""
+    from hrsa.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    build_tiny(root / "base", recipe="base", seed=0, steps=5)
+    build_tiny(root / "reason", recipe="reason", init=root / "base", seed=0, steps=3)
+    return {"base": root / "base", "reason": root / "reason"}
+
+
+@pytest.fixture(scope="session")
+def other_tokenizer_model(tmp_path_factory):
+    """A tiny base model with a different tokenizer (different vocabulary size)."""
+    from hrsa.tiny import build_tiny
+
+    root = tmp_path_factory.mktemp("tiny-other")
+    build_tiny(root / "other", recipe="base", seed=1, steps=1, vocab_size=400)
+    return root / "other"

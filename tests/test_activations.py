@@ -1,0 +1,238 @@
+"""Activation extraction and the activation store contract."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from hrsa.activations import (
+    ActivationStore,
+    StoreWriter,
+    check_aligned,
+    extract,
+    length_sorted_batches,
+    select_sequences,
+    write_store,
+)
+from hrsa.data import synthetic
+from hrsa.data.probe import write_jsonl
+from hrsa.errors import DataError, PairMismatchError, StoreError
+from hrsa.models import load_backbone
+
+
+@pytest.fixture(scope="module")
+def texts(tmp_path_factory):
+    path = tmp_path_factory.mktemp("probe") / "cot.jsonl"
+    write_jsonl(synthetic.arithmetic_traces(40, 0), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stores(tiny_models, texts, tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    out = {}
+    for name, path in tiny_models.items():
+        out[name] = extract(
+            model=str(path),
+            texts=texts,
+            store=root / name,
+            model_key=name,
+            dataset_key="cot",
+            device="cpu",
+            batch_size=4,
+            max_tokens=1500,
+            seed=3,
+        )
+    return {k: ActivationStore(v) for k, v in out.items()}
+
+
+def test_store_holds_every_hidden_state_of_every_kept_token(stores, tiny_models, texts):
+    store = stores["base"]
+    model, tok = load_backbone(tiny_models["base"], device="cpu")
+    assert store.n_hidden_states == model.config.num_hidden_layers + 1
+    assert store.dim == model.config.hidden_size
+    seqs = store.sequences
+    assert sum(s["n_tokens"] for s in seqs) == store.n_rows <= 1500
+    records = {json.loads(line)["id"]: json.loads(line) for line in open(texts)}
+    sidx = store.sequence_index
+    # Each sequence alone (no padding) gives the same hidden states as the batched, padded run.
+    for j in (0, len(seqs) - 1):
+        ids = tok(records[seqs[j]["id"]]["text"], add_special_tokens=False)["input_ids"]
+        rows = np.flatnonzero(sidx == j)
+        assert np.array_equal(store.token_ids[rows], ids)
+        assert np.array_equal(store.position[rows], np.arange(len(ids)))
+        with torch.no_grad():
+            hs = model(input_ids=torch.tensor([ids]), output_hidden_states=True).hidden_states
+        for layer in (0, store.n_hidden_states - 1):
+            np.testing.assert_allclose(
+                store.layer(layer)[rows], hs[layer][0].numpy(), atol=2e-2, rtol=2e-3
+            )
+
+
+def test_manifest_contract(stores):
+    m = stores["base"].manifest
+    for key in (
+        "model",
+        "source",
+        "tokenizer_sha256",
+        "dataset",
+        "attention",
+        "n_rows",
+        "dim",
+        "n_hidden_states",
+        "dtype",
+        "files",
+        "hrsa_version",
+    ):
+        assert key in m, key
+    assert m["attention"] == "bidirectional" and m["dtype"] == "float16"
+    assert all("sha256" in f for f in m["files"].values())
+    stores["base"].verify()
+
+
+def test_both_models_of_a_pair_keep_the_same_rows(stores):
+    check_aligned(stores["base"], stores["reason"])
+    assert not np.array_equal(stores["base"].layer(2)[:50], stores["reason"].layer(2)[:50])
+
+
+def test_subsample_depends_only_on_seed_and_caps():
+    lengths = [10, 20, 30, 40, 50, 60]
+    assert select_sequences(lengths, seed=1, max_sequences=3, max_tokens=None) == select_sequences(
+        lengths, seed=1, max_sequences=3, max_tokens=None
+    )
+    kept = select_sequences(lengths, seed=2, max_sequences=None, max_tokens=100)
+    assert sum(lengths[i] for i in kept) <= 100 and len(set(kept)) == len(kept)
+    assert len(select_sequences(lengths, seed=2, max_sequences=2, max_tokens=None)) == 2
+
+
+def test_batches_are_length_sorted():
+    batches = length_sorted_batches([3, 9, 1, 9, 5], 2)
+    assert batches == [[1, 3], [4, 0], [2]]
+
+
+def test_mismatched_tokenizers_name_sequence_and_position(
+    stores, other_tokenizer_model, texts, tmp_path
+):
+    other = ActivationStore(
+        extract(
+            model=str(other_tokenizer_model),
+            texts=texts,
+            store=tmp_path / "o",
+            model_key="other",
+            dataset_key="cot",
+            device="cpu",
+            batch_size=4,
+            max_tokens=None,
+            max_sequences=5,
+            seed=3,
+        )
+    )
+    few = ActivationStore(
+        extract(
+            model=str(stores["base"].manifest["source"]),
+            texts=texts,
+            store=tmp_path / "b",
+            model_key="base",
+            dataset_key="cot",
+            device="cpu",
+            batch_size=4,
+            max_tokens=None,
+            max_sequences=5,
+            seed=3,
+        )
+    )
+    with pytest.raises(
+        PairMismatchError,
+        match=r"dataset 'cot': token ids differ first in sequence 'cot-\d+' at token position \d+",
+    ):
+        check_aligned(few, other)
+
+
+def test_fp16_overflow_promotes_the_layer_and_says_so(tmp_path):
+    rng = np.random.default_rng(0)
+    small, big = rng.normal(size=(10, 4)), rng.normal(size=(10, 4))
+    big[7, 2] = 1e6
+    w = StoreWriter(tmp_path / "s", 20, 4, 2, "float16")
+    w.append([small, small], np.arange(10), np.zeros(10), np.arange(10))
+    w.append([small, big], np.arange(10), np.ones(10), np.arange(10))
+    store = ActivationStore(w.commit([{"id": "a"}, {"id": "b"}], {"dataset": "d"}))
+    assert store.manifest["promoted_layers"] == [1]
+    assert store.manifest["files"]["hidden_001.npy"]["promoted_from_float16_at_row"] == 10
+    layer = store.layer(1)
+    assert layer.dtype == np.float32 and np.isfinite(layer).all() and layer[17, 2] == 1e6
+    np.testing.assert_allclose(layer[:10], small.astype(np.float16), rtol=0)
+    assert store.layer(0).dtype == np.float16
+    store.verify()
+
+
+def test_nan_in_hidden_states_is_refused_and_leaves_nothing(tmp_path):
+    x = np.ones((3, 2))
+    x[1, 1] = np.nan
+    with pytest.raises(StoreError, match="NaN or Inf"):
+        write_store(tmp_path / "s", [x], np.arange(3), np.zeros(3), np.arange(3), [{"id": "a"}])
+    assert os.listdir(tmp_path) == []
+
+
+def test_corrupted_store_fails_verification(tmp_path):
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    path = write_store(
+        tmp_path / "s", [x, x], np.arange(6), np.zeros(6), np.arange(6), [{"id": "a"}]
+    )
+    arr = np.load(path / "hidden_001.npy", mmap_mode="r+")
+    arr[3, 1] = 99
+    arr.flush()
+    with pytest.raises(StoreError, match="hidden_001.npy: sha256 .* does not match"):
+        ActivationStore(path).verify()
+    (path / "manifest.json").unlink()
+    with pytest.raises(StoreError, match="no manifest.json"):
+        ActivationStore(path)
+
+
+def test_failed_extraction_leaves_no_store(tiny_models, tmp_path):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    with pytest.raises(DataError, match="empty"):
+        extract(
+            model=str(tiny_models["base"]),
+            texts=tmp_path / "empty.jsonl",
+            store=tmp_path / "s",
+            device="cpu",
+        )
+    assert not (tmp_path / "s").exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".s.tmp")]
+
+
+def test_stores_with_different_rows_are_refused(tmp_path):
+    x = np.zeros((4, 2), dtype=np.float32)
+    a = ActivationStore(
+        write_store(
+            tmp_path / "a",
+            [x],
+            [1, 2, 3, 4],
+            [0, 0, 1, 1],
+            [0, 1, 0, 1],
+            [{"id": "s1"}, {"id": "s2"}],
+            {"dataset": "d"},
+        )
+    )
+    b = ActivationStore(
+        write_store(
+            tmp_path / "b", [x[:2]], [1, 2], [0, 0], [0, 1], [{"id": "s1"}], {"dataset": "d"}
+        )
+    )
+    with pytest.raises(PairMismatchError, match="first sequence not in both: 's2'"):
+        check_aligned(a, b)
+    c = ActivationStore(
+        write_store(
+            tmp_path / "c",
+            [x],
+            [1, 2, 3, 5],
+            [0, 0, 1, 1],
+            [0, 1, 0, 1],
+            [{"id": "s1"}, {"id": "s2"}],
+            {"dataset": "d"},
+        )
+    )
+    with pytest.raises(PairMismatchError, match="sequence 's2' at token position 1"):
+        check_aligned(a, c)
