@@ -75,3 +75,14 @@ def test_bad_config_names_the_key(edit, message):
     edit(cfg)
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         validate_config(cfg, SCHEMA)
+
+
+def test_cli_validates_and_reports_errors(tmp_path, capsys):
+    from hrsa.cli import main
+
+    assert main(["validate-config", str(ROOT / "config" / "paper.yaml")]) == 0
+    bad = load("config.yaml")
+    bad["activations"]["storage_dtype"] = "int8"
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
+    assert main(["validate-config", str(tmp_path / "bad.yaml")]) == 1
+    assert "activations.storage_dtype" in capsys.readouterr().err

@@ -21,8 +21,10 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -74,11 +76,16 @@ class _LayerFile:
             self.hash.update(fh.read())
 
     def append(self, block: np.ndarray) -> None:
-        if self.dtype == np.float16 and block.size and np.abs(block).max() > FP16_MAX:
-            self._promote()
-        data = np.ascontiguousarray(block, dtype=self.dtype).tobytes()
-        self.fh.write(data)
-        self.hash.update(data)
+        if block.size:
+            # max/min propagate NaN, so two reductions check finiteness and fp16 range at once
+            hi, lo = float(block.max()), float(block.min())
+            if not (np.isfinite(hi) and np.isfinite(lo)):
+                raise StoreError(f"{self.path.name}: NaN or Inf in the model's hidden states")
+            if self.dtype == np.float16 and max(hi, -lo) > FP16_MAX:
+                self._promote()
+        data = np.ascontiguousarray(block, dtype=self.dtype)
+        self.fh.write(memoryview(data).cast("B"))
+        self.hash.update(memoryview(data).cast("B"))
         self.rows += block.shape[0]
 
     def _promote(self, block_rows: int = 65536) -> None:
@@ -135,6 +142,9 @@ class StoreWriter:
             for i in range(n_hidden_states)
         ]
         self.index: dict[str, list[np.ndarray]] = {f: [] for f in INDEX_FILES}
+        self._queue: queue.Queue = queue.Queue(maxsize=2)
+        self._worker: threading.Thread | None = None
+        self._error: BaseException | None = None
 
     def append(
         self,
@@ -143,17 +153,46 @@ class StoreWriter:
         sequence_index: np.ndarray,
         position: np.ndarray,
     ) -> None:
+        """Queue one block of rows (all hidden states) for writing.
+
+        Conversion, checks, hashing and file writes run on a background thread (numpy, hashlib and
+        file I/O release the GIL), overlapping the next forward pass. The queue holds at most two
+        blocks, so memory stays bounded by the batch size.
+        """
         if len(hidden) != self.n_hidden:
             raise StoreError(f"got {len(hidden)} hidden states, expected {self.n_hidden}")
-        for layer, block in zip(self.layers, hidden, strict=True):
-            if not np.isfinite(block).all():
-                raise StoreError(f"{layer.path.name}: NaN or Inf in the model's hidden states")
-            layer.append(block)
+        self._raise_worker_error()
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._drain, daemon=True)
+            self._worker.start()
+        self._queue.put(list(hidden))
         for name, arr in zip(INDEX_FILES, (token_ids, sequence_index, position), strict=True):
             self.index[name].append(np.asarray(arr, dtype=np.int64))
 
+    def _drain(self) -> None:
+        while (hidden := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep draining so producers never block
+            try:
+                for layer, block in zip(self.layers, hidden, strict=True):
+                    layer.append(block)
+            except BaseException as exc:  # re-raised in the producer thread
+                self._error = exc
+
+    def _raise_worker_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _finish(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join()
+            self._worker = None
+        self._raise_worker_error()
+
     def commit(self, sequences: list[dict], meta: dict) -> Path:
         try:
+            self._finish()
             files = {}
             for i, layer in enumerate(self.layers):
                 files[hidden_file(i)] = layer.close()
@@ -193,6 +232,10 @@ class StoreWriter:
             raise
 
     def abort(self) -> None:
+        try:
+            self._finish()
+        except BaseException:  # the error that made us abort is already propagating
+            pass
         for layer in self.layers:
             if not layer.fh.closed:
                 layer.fh.close()

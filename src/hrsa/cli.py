@@ -1,0 +1,128 @@
+"""The ``hrsa`` command: library entry points for use outside Snakemake.
+
+hrsa validate-config config/paper.yaml
+hrsa build-tiny results/models/tiny-base --recipe base
+hrsa extract --model results/models/tiny-base --texts cot.jsonl --store out/
+hrsa verify-store results/activations/tiny-base/backbone/cot
+hrsa check-pair STORE_A STORE_B
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import yaml
+
+from .errors import HRSAError
+
+
+def _validate(args) -> None:
+    from .config import validate_config
+
+    validate_config(yaml.safe_load(open(args.config)))
+    print(f"{args.config}: valid")
+
+
+def _build_tiny(args) -> None:
+    from .tiny import build_tiny
+
+    rec = build_tiny(
+        args.out,
+        recipe=args.recipe,
+        init=args.init,
+        seed=args.seed,
+        arch=args.arch,
+        steps=args.steps,
+    )
+    print(json.dumps(rec, indent=1))
+
+
+def _extract(args) -> None:
+    from .activations import extract
+
+    extract(
+        model=args.model,
+        texts=args.texts,
+        store=args.store,
+        model_key=args.model_key or "",
+        dataset_key=args.dataset_key or "",
+        attention=args.attention,
+        device=args.device,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        max_tokens=args.max_tokens,
+        max_sequences=args.max_sequences,
+        storage_dtype=args.storage_dtype,
+        seed=args.seed,
+    )
+
+
+def _verify(args) -> None:
+    from .activations import ActivationStore
+
+    store = ActivationStore(args.store)
+    store.verify()
+    print(
+        f"{args.store}: ok ({store.n_rows} tokens, {store.n_hidden_states} hidden states, "
+        f"D={store.dim}, dtype {store.manifest['dtype']})"
+    )
+
+
+def _check_pair(args) -> None:
+    from .activations import ActivationStore, check_aligned
+
+    check_aligned(ActivationStore(args.a), ActivationStore(args.b))
+    print("aligned")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="hrsa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("validate-config", help="validate a config file against the schema")
+    p.add_argument("config")
+    p.set_defaults(func=_validate)
+    p = sub.add_parser("build-tiny", help="build a tiny offline model")
+    p.add_argument("out")
+    p.add_argument("--recipe", required=True, choices=["base", "reason", "sft"])
+    p.add_argument("--init")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen3"])
+    p.add_argument("--steps", type=int)
+    p.set_defaults(func=_build_tiny)
+    p = sub.add_parser("extract", help="extract an activation store")
+    p.add_argument("--model", required=True)
+    p.add_argument("--texts", required=True)
+    p.add_argument("--store", required=True)
+    p.add_argument("--model-key")
+    p.add_argument("--dataset-key")
+    p.add_argument("--attention", default="bidirectional", choices=["bidirectional", "causal"])
+    p.add_argument("--device", default="auto")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--max-tokens", type=int)
+    p.add_argument("--max-sequences", type=int)
+    p.add_argument("--storage-dtype", default="float16", choices=["float16", "float32"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_extract)
+    p = sub.add_parser("verify-store", help="check an activation store against its manifest")
+    p.add_argument("store")
+    p.set_defaults(func=_verify)
+    p = sub.add_parser("check-pair", help="check that two stores hold the same tokens")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.set_defaults(func=_check_pair)
+    args = ap.parse_args(argv)
+    try:
+        args.func(args)
+    except HRSAError as exc:
+        print(f"hrsa: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
