@@ -106,31 +106,60 @@ def pair_store(wildcards, role):
     return store_path(pair[role], wildcards.stage, wildcards.dataset)
 
 
-def stages_for_analysis():
+def pair_trains(pair):
+    return TRAINING_ENABLED and config["pairs"][pair].get("train", True)
+
+
+def trained_models():
+    """Backbones trained into embedding models: both members of every pair with train: true."""
+    return sorted(
+        {
+            config["pairs"][p][role]
+            for p in PAIRS
+            if pair_trains(p)
+            for role in ("base", "reasoning")
+        }
+    )
+
+
+def pair_stages(pair, dynamics=False):
+    """Stages analysed for a pair: the backbones, their embedding models, and (optionally) the
+    training snapshots step{N} used for training dynamics (step0 is the backbone)."""
     stages = ["backbone"]
-    if TRAINING_ENABLED:
+    if pair_trains(pair):
         stages.append("emb")
+        if dynamics:
+            stages += [f"step{s}" for s in dynamics_steps(pair) if s > 0]
     return stages
+
+
+def dynamics_datasets():
+    return list(TRAINING.get("dynamics_datasets", HRSA_DATASETS[:1]))
+
+
+def analysis_units(dynamics=True):
+    """(pair, stage, dataset) triples analysed by HRSA."""
+    units = []
+    for pair in PAIRS:
+        for stage in pair_stages(pair):
+            units += [(pair, stage, d) for d in HRSA_DATASETS]
+        if dynamics:
+            for stage in pair_stages(pair, dynamics=True)[len(pair_stages(pair)) :]:
+                units += [(pair, stage, d) for d in dynamics_datasets()]
+    return units
 
 
 def extraction_targets():
     """One store per distinct (model, stage, dataset): shared backbones are extracted once."""
     targets = set()
-    for stage in stages_for_analysis():
-        for pair in PAIRS:
-            for role in ("base", "reasoning"):
-                for dataset in HRSA_DATASETS:
-                    targets.add(store_path(config["pairs"][pair][role], stage, dataset))
+    for pair, stage, dataset in analysis_units():
+        for role in ("base", "reasoning"):
+            targets.add(store_path(config["pairs"][pair][role], stage, dataset))
     return sorted(targets)
 
 
 def pair_check_targets():
-    return [
-        f"results/checks/{pair}/{stage}/{dataset}.json"
-        for pair in PAIRS
-        for stage in stages_for_analysis()
-        for dataset in HRSA_DATASETS
-    ]
+    return [f"results/checks/{p}/{s}/{d}.json" for p, s, d in analysis_units()]
 
 
 def all_targets():

@@ -92,8 +92,14 @@ def test_paper_config_dry_runs_offline_with_one_extraction_per_model_and_dataset
     out = proc.stdout + proc.stderr
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     models = {m for p in paper["pairs"].values() for m in (p["base"], p["reasoning"])}
-    n_datasets = len(paper["hrsa"]["datasets"])
-    line = next(ln for ln in out.splitlines() if ln.startswith("extract_activations"))
-    n_backbone = len(models) * n_datasets
-    assert int(line.split()[-1]) >= n_backbone
-    assert out.count("rule extract_activations:") == int(line.split()[-1])
+    datasets = paper["hrsa"]["datasets"]
+    backbone_stores = {
+        line.split("output:")[1].strip()
+        for line in out.splitlines()
+        if "output: results/activations/" in line and "/backbone/" in line
+    }
+    assert backbone_stores == {f"results/activations/{m}/backbone/{d}" for m in models for d in datasets}
+    # one job per distinct store: a backbone shared by two pairs is extracted once
+    n_jobs = sum(1 for line in out.splitlines() if line.strip() == "rule extract_activations:")
+    n_stores = sum(1 for line in out.splitlines() if "output: results/activations/" in line)
+    assert n_jobs == n_stores

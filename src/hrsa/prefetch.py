@@ -42,3 +42,20 @@ def prefetch_model(source: str, revision: str | None, record: str | os.PathLike)
     tmp.write_text(json.dumps(info, indent=1))
     os.replace(tmp, out)
     return info
+
+
+def configure_hub(hub: dict | None, *, compute_job: bool = True) -> None:
+    """Set the Hugging Face environment of a job before anything imports the hub libraries.
+
+    ``hub.cache_dir`` becomes ``HF_HOME`` (a shared filesystem on clusters). Compute jobs run
+    with the Hub offline (``hub.offline_jobs``, default true), so a model or dataset that was not
+    prefetched fails at once with an error naming it instead of hanging on a compute node
+    without internet.
+    """
+    hub = hub or {}
+    if hub.get("cache_dir"):
+        os.environ["HF_HOME"] = os.path.expanduser(hub["cache_dir"])
+    if compute_job and hub.get("offline_jobs", True):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["HF_DATASETS_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"

@@ -1,9 +1,11 @@
 """Extract every hidden state of one model on one probe dataset into an activation store."""
 
 from hrsa.logs import limit_threads, to_file
+from hrsa.prefetch import configure_hub
 
 to_file(snakemake.log[0])
 limit_threads(snakemake.threads)
+configure_hub(snakemake.config.get("hub"))
 
 from hrsa.activations import extract  # noqa: E402
 
