@@ -98,7 +98,9 @@ def test_paper_config_dry_runs_offline_with_one_extraction_per_model_and_dataset
         for line in out.splitlines()
         if "output: results/activations/" in line and "/backbone/" in line
     }
-    assert backbone_stores == {f"results/activations/{m}/backbone/{d}" for m in models for d in datasets}
+    assert backbone_stores == {
+        f"results/activations/{m}/backbone/{d}" for m in models for d in datasets
+    }
     # one job per distinct store: a backbone shared by two pairs is extracted once
     n_jobs = sum(1 for line in out.splitlines() if line.strip() == "rule extract_activations:")
     n_stores = sum(1 for line in out.splitlines() if "output: results/activations/" in line)

@@ -1,0 +1,126 @@
+# Contrastive training of the backbones into embedding models (issue 4; DESIGN.md contract 3):
+# training data -> hard-negative mining -> one training job per (model, seed).
+# Needs common.smk (TRAINING, PAIRS, THREADS, model_spec/model_input/model_source/embedding_dir).
+TRAIN_DATA = TRAINING.get("data", {}) or {}
+TRAIN_MINING = TRAINING.get("mining", {}) or {}
+TRAIN_SEEDS = [int(s) for s in TRAINING.get("seeds", [0])]
+TRAIN_GPUS = int(TRAINING.get("gpus", 0) or 0)
+MINING_ENABLED = bool(TRAIN_MINING.get("enabled", True))
+MINING_MODEL = str(TRAIN_MINING.get("model", "tiny-base"))
+# Keys of config["training"] that are not the trainer's own settings.
+TRAINER_SKIP = {"enabled", "seeds", "analysis_seed", "data", "mining", "gpus"}
+
+
+def training_targets():
+    if not TRAINING_ENABLED:
+        return []
+    return [embedding_dir(m, s) for m in trained_models() for s in TRAIN_SEEDS]
+
+
+def training_data_file():
+    if MINING_ENABLED:
+        return "results/data/train/mined.jsonl"
+    return "results/data/train/contrastive.jsonl"
+
+
+def mining_model_input(wildcards):
+    if MINING_MODEL in config["models"]:
+        return model_input(MINING_MODEL)
+    return MINING_MODEL if os.path.exists(os.path.expanduser(MINING_MODEL)) else []
+
+
+def mining_model_source():
+    if MINING_MODEL in config["models"]:
+        return model_source(MINING_MODEL)
+    return MINING_MODEL
+
+
+def trainer_settings(wildcards):
+    settings = {k: v for k, v in TRAINING.items() if k not in TRAINER_SKIP}
+    settings.setdefault("num_negatives", int(TRAIN_MINING.get("num_negatives", 3)))
+    settings["seed"] = int(wildcards.seed)
+    return settings
+
+
+localrules:
+    contrastive_data,
+
+
+rule contrastive_data:
+    input:
+        list((TRAIN_DATA.get("files") or {}).values()),
+    output:
+        "results/data/train/contrastive.jsonl",
+    log:
+        "logs/contrastive_data/contrastive.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        data=TRAIN_DATA,
+    script:
+        "../workflow/scripts/contrastive_data.py"
+
+
+rule mine_negatives:
+    input:
+        data="results/data/train/contrastive.jsonl",
+        model=mining_model_input,
+    output:
+        data="results/data/train/mined.jsonl",
+        report="results/data/train/mined.jsonl.report.json",
+    log:
+        "logs/mine_negatives/mined.log",
+    benchmark:
+        "results/benchmarks/mine_negatives/mined.tsv"
+    conda:
+        "../envs/hrsa.yaml"
+    threads: THREADS
+    resources:
+        gpu=min(TRAIN_GPUS, 1),
+    params:
+        model=mining_model_source(),
+        revision=(
+            model_spec(MINING_MODEL).get("revision")
+            if MINING_MODEL in config["models"]
+            else TRAIN_MINING.get("revision")
+        ),
+        cache_dir="results/data/train/mining-cache",
+        device=config.get("device", "auto"),
+        settings={
+            "num_negatives": int(TRAIN_MINING.get("num_negatives", 3)),
+            "relative_margin": float(TRAIN_MINING.get("relative_margin", 0.05)),
+            "range_max": int(TRAIN_MINING.get("range_max", 100)),
+            "range_max_fraction": float(TRAIN_MINING.get("range_max_fraction", 0.1)),
+            "batch_size": int(TRAIN_MINING.get("batch_size", 32)),
+            "use_faiss": bool(TRAIN_MINING.get("use_faiss", False)),
+            "max_length": int(TRAIN_MINING.get("max_length", 512)),
+            "template": TRAINING.get(
+                "instruction_template", "Instruct: {instruction}\nQuery: "
+            ),
+        },
+    script:
+        "../workflow/scripts/mine_negatives.py"
+
+
+rule train_embedding:
+    input:
+        model=model_input,
+        data=training_data_file(),
+    output:
+        directory("results/embeddings/{model}/seed{seed}"),
+    log:
+        "logs/train_embedding/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_embedding/{model}/seed{seed}.tsv"
+    conda:
+        "../envs/hrsa.yaml"
+    threads: THREADS
+    resources:
+        gpu=TRAIN_GPUS,
+    params:
+        source=model_source,
+        revision=lambda wc: model_spec(wc.model).get("revision"),
+        settings=trainer_settings,
+        processes=max(1, TRAIN_GPUS),
+    script:
+        "../workflow/scripts/train_embedding.py"

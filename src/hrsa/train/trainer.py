@@ -1,0 +1,446 @@
+"""The contrastive training loop (paper Table 5), from one CPU process to FSDP on several GPUs.
+
+What is reused and what is written here:
+
+* The loss is sentence-transformers' ``CachedMultipleNegativesRankingLoss`` (GradCache: embed
+  mini-batches without gradients, back-propagate the InfoNCE loss to the embeddings, re-embed
+  each mini-batch with its random state replayed and push the cached gradients through) or, with
+  ``gradient_cache: false``, the plain ``MultipleNegativesRankingLoss``. Both compute the paper's
+  loss: each query against the positives and hard negatives of every query in the global batch
+  (no query-query terms), scale = 1 / temperature, gathered across processes *with* gradients
+  (``gather_across_devices``) so the loss equals the single-process loss on the whole batch.
+* The model handed to the loss is :class:`~hrsa.train.embedding.MeanPoolEmbedder`, not a
+  ``SentenceTransformer``: its pooling mask drops the instruction's tokens per row (ST's pooling
+  takes one prompt length per batch, which is wrong when byte-level BPE merges the template's
+  trailing space into the query) and its position ids make padding side irrelevant.
+* The loop is ours rather than ``SentenceTransformerTrainer``'s because the contract needs things
+  that trainer does not do: snapshots in the final checkpoint format under
+  ``checkpoints/step{N}``, bit-exact resumption from a deterministic single-source batch schedule,
+  an atomic final directory, and the behavioural bidirectional-attention check before step 1.
+  ``accelerate`` provides the process group, DDP/FSDP wrapping, bf16 autocast and resumable state.
+
+fp32 master weights: the backbone is loaded in fp32; on GPU the forward runs under bf16 autocast
+(``mixed_precision``), pooling, similarities and the loss stay in fp32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from ..data.contrastive import group_by_source, read_examples, validate_examples
+from ..errors import ConfigError, HRSAError, ModelError
+from .batches import batch_schedule, collate, local_slice
+from .config import TrainConfig, snapshot_steps
+from .embedding import MeanPoolEmbedder, save_embedding_model
+
+log = logging.getLogger("hrsa.train")
+
+STATE_DIR = "state"  # resumable state inside the work directory
+SUMMARY = "training_summary.json"
+TRAIN_LOG = "train_log.jsonl"
+
+
+class TrainingInterrupted(HRSAError):
+    """Raised by ``interrupt_after`` (a testing aid that simulates a killed job)."""
+
+
+def work_dir_for(out_dir: str | os.PathLike) -> Path:
+    """Where a run trains and keeps its resumable state: ``<out_dir>.work`` next to the output."""
+    out = Path(out_dir)
+    return out.with_name(out.name + ".work")
+
+
+def build_loss(embedder, cfg: TrainConfig, *, gather: bool = False):
+    """The InfoNCE loss over in-batch and hard negatives, cached (GradCache) or not."""
+    from sentence_transformers.sentence_transformer import losses
+
+    scale = 1.0 / cfg.temperature
+    if cfg.gradient_cache:
+        return losses.CachedMultipleNegativesRankingLoss(
+            embedder, scale=scale, mini_batch_size=cfg.mini_batch_size, gather_across_devices=gather
+        )
+    return losses.MultipleNegativesRankingLoss(embedder, scale=scale, gather_across_devices=gather)
+
+
+def use_model_in_loss(loss, model) -> None:
+    """Point a loss (and the loss it wraps) at a DDP/FSDP-wrapped model."""
+    loss.model = model
+    inner = getattr(loss, "loss", None)
+    if inner is not None and hasattr(inner, "model"):
+        inner.model = model
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups as the Hugging Face Trainer forms them: no decay on biases and norm weights."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        lowered = name.lower()
+        (no_decay if lowered.endswith("bias") or "norm" in lowered else decay).append(param)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _layer_classes(source: str, revision: str | None, cfg: TrainConfig) -> list[str]:
+    if cfg.fsdp_layer_classes:
+        return list(cfg.fsdp_layer_classes)
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(source, revision=revision)
+    model_class = AutoModel._model_mapping[type(config)]
+    classes = list(getattr(model_class, "_no_split_modules", None) or [])
+    if not classes:
+        raise ConfigError(
+            f"training.fsdp_layer_classes: cannot tell the decoder layer class of "
+            f"{source!r}; name it (e.g. [Qwen2DecoderLayer])"
+        )
+    return classes
+
+
+def make_accelerator(cfg: TrainConfig, source: str, revision: str | None = None):
+    """An ``Accelerator`` for the recipe: CPU or GPU, bf16 autocast on GPU, FSDP if asked."""
+    from accelerate import Accelerator
+
+    cuda = torch.cuda.is_available()
+    mixed = cfg.mixed_precision
+    if mixed == "auto":
+        mixed = "bf16" if cuda else "no"
+    kwargs = {}
+    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if cfg.fsdp and distributed:
+        from accelerate.utils import FullyShardedDataParallelPlugin
+
+        kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
+            sharding_strategy="FULL_SHARD",
+            auto_wrap_policy="transformer_based_wrap",
+            transformer_cls_names_to_wrap=_layer_classes(source, revision, cfg),
+            state_dict_type="SHARDED_STATE_DICT",
+            use_orig_params=True,
+            sync_module_states=True,
+            activation_checkpointing=False,  # the model's own gradient checkpointing is used
+        )
+    elif cfg.fsdp:
+        log.warning("training.fsdp is set but this is a single process: training without FSDP")
+    from accelerate.state import AcceleratorState
+
+    # accelerate keeps one global state per process; a second run in the same process (tests, a
+    # notebook) with other settings would be refused. The process group itself is kept.
+    AcceleratorState._reset_state()
+    return Accelerator(cpu=not cuda, mixed_precision=mixed, **kwargs)
+
+
+def _fingerprint(source, revision, data_sha, cfg: TrainConfig, world_size: int) -> str:
+    record = {
+        "source": str(source),
+        "revision": revision,
+        "data": data_sha,
+        "config": cfg.to_dict(),
+        "world_size": world_size,
+    }
+    return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (or copy, across file systems) every file of ``src`` into ``dst``."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
+
+
+def train_embedding_model(
+    backbone: str | os.PathLike,
+    data: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    config: TrainConfig | dict | None = None,
+    *,
+    revision: str | None = None,
+    model_key: str | None = None,
+    interrupt_after: int | None = None,
+) -> dict:
+    """Train ``backbone`` into an embedding model on the examples in ``data`` (JSONL/parquet).
+
+    Trains in ``<out_dir>.work`` (snapshots, ``train_log.jsonl``, resumable state) and renames it
+    to ``out_dir`` when done; a rerun after a kill resumes from the latest saved step. Run it in
+    one process, or in several under ``accelerate launch`` (one per GPU). Returns the summary.
+    """
+    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
+    started = time.time()
+    source = str(backbone)
+    out_dir, data = Path(out_dir), Path(data)
+    work = work_dir_for(out_dir)
+
+    # ---- everything that can be checked before a model is loaded ----
+    examples = read_examples(data)
+    validate_examples(examples, num_negatives=cfg.num_negatives, where=str(data))
+    groups = group_by_source(examples)
+    schedule = batch_schedule(
+        {s: len(g) for s, g in groups.items()},
+        global_batch_size=cfg.global_batch_size,
+        max_steps=cfg.max_steps,
+        seed=cfg.seed,
+    )
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.global_batch_size % world_size:
+        raise ConfigError(
+            f"training.global_batch_size {cfg.global_batch_size} is not divisible by "
+            f"the {world_size} processes (training.gpus)"
+        )
+
+    accelerator = make_accelerator(cfg, source, revision)
+    rank, world_size = accelerator.process_index, accelerator.num_processes
+    main = accelerator.is_main_process
+    fingerprint = _fingerprint(source, revision, _sha256(data), cfg, world_size)
+
+    from accelerate.utils import set_seed
+
+    set_seed(cfg.seed)
+
+    # ---- model: fp32 master weights, attention mode applied and verified ----
+    from ..models import attention_is_bidirectional, load_backbone
+
+    model, tokenizer = load_backbone(
+        source, revision=revision, dtype="float32", attention=cfg.attention, device="cpu"
+    )
+    bidirectional = attention_is_bidirectional(model)
+    if bidirectional != (cfg.attention == "bidirectional"):
+        raise ModelError(f"{source}: attention is not {cfg.attention} before training")
+    log.info(
+        "%s: %s attention verified (changing a later token changes an earlier one: %s)",
+        source,
+        cfg.attention,
+        bidirectional,
+    )
+    if cfg.gradient_checkpointing:
+        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x
+        if enable is not None:
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            model.gradient_checkpointing_enable(
+                gradient_checkpointing_kwargs={"use_reentrant": False}
+            )
+    model.train()
+    embedder = accelerator.prepare(MeanPoolEmbedder(model))
+    optimizer = torch.optim.AdamW(
+        parameter_groups(embedder, cfg.weight_decay), lr=cfg.learning_rate
+    )
+    from transformers import get_cosine_schedule_with_warmup
+
+    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
+    optimizer = accelerator.prepare(optimizer)
+    # The scheduler is stepped by hand once per global step (accelerate would step it once per
+    # process); registering it puts it into the saved state.
+    accelerator.register_for_checkpointing(scheduler)
+    loss_fn = build_loss(accelerator.unwrap_model(embedder), cfg, gather=world_size > 1)
+    use_model_in_loss(loss_fn, embedder)
+
+    # ---- resume ----
+    state_dir, log_path = work / STATE_DIR, work / TRAIN_LOG
+    start_step = 0
+    state_file = state_dir / "trainer_state.json"
+    if state_file.is_file():
+        saved = json.loads(state_file.read_text())
+        if saved.get("fingerprint") == fingerprint:
+            accelerator.load_state(str(state_dir))
+            start_step = int(saved["step"])
+            log.info("resuming %s from step %d", work, start_step)
+        else:
+            log.warning(
+                "%s holds state from a different run (config, data or model changed): "
+                "starting afresh",
+                work,
+            )
+    accelerator.wait_for_everyone()
+    if main:
+        if start_step == 0 and work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True, exist_ok=True)
+        if log_path.exists():  # drop steps logged after the state we resumed from
+            kept = [
+                line
+                for line in log_path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= start_step
+            ]
+            log_path.write_text("".join(line + "\n" for line in kept))
+    accelerator.wait_for_everyone()
+
+    snapshots = snapshot_steps(cfg.max_steps, cfg.save_every)
+    save_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
+        cfg.save_dtype, torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
+    )
+    unwrapped = accelerator.unwrap_model(embedder)
+    params = [p for p in embedder.parameters() if p.requires_grad]
+
+    def snapshot(step: int) -> None:
+        state_dict = accelerator.get_state_dict(embedder)  # all ranks (FSDP gathers to rank 0)
+        if main:
+            state_dict = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+            target = work / "checkpoints" / f"step{step}"
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_embedding_model(
+                unwrapped.backbone,
+                tokenizer,
+                tmp,
+                state_dict=state_dict,
+                dtype=save_dtype,
+                include_prompt=not cfg.exclude_instruction_from_pool,
+                bidirectional=cfg.attention == "bidirectional",
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        accelerator.wait_for_everyone()
+
+    def save_state(step: int) -> None:
+        tmp = work / (STATE_DIR + ".tmp")
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if main:
+            (tmp / "trainer_state.json").write_text(
+                json.dumps({"step": step, "fingerprint": fingerprint})
+            )
+            shutil.rmtree(state_dir, ignore_errors=True)
+            os.replace(tmp, state_dir)
+        accelerator.wait_for_everyone()
+
+    # ---- the loop ----
+    device = accelerator.device
+    for batch in schedule[start_step:]:
+        step = batch.step
+        local = [groups[batch.source][i] for i in local_slice(batch, rank, world_size)]
+        features = collate(
+            local,
+            tokenizer,
+            num_negatives=cfg.num_negatives,
+            template=cfg.instruction_template,
+            max_length=cfg.max_length,
+            exclude_instruction=cfg.exclude_instruction_from_pool,
+        )
+        features = [{k: v.to(device) for k, v in f.items()} for f in features]
+        lr = scheduler.get_last_lr()[0]
+        loss = loss_fn(features, None)
+        accelerator.backward(loss)
+        grad_norm = None
+        if cfg.max_grad_norm is not None:
+            grad_norm = float(accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        mean_loss = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
+        if not math.isfinite(mean_loss):
+            raise ModelError(f"training loss is {mean_loss} at step {step}")
+        if main:
+            with open(log_path, "a") as fh:
+                fh.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "loss": mean_loss,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "source": batch.source,
+                            "elapsed_s": round(time.time() - started, 3),
+                        }
+                    )
+                    + "\n"
+                )
+        if step % 10 == 0 or step == cfg.max_steps:
+            log.info(
+                "step %d/%d loss %.4f lr %.3g (%s)",
+                step,
+                cfg.max_steps,
+                mean_loss,
+                lr,
+                batch.source,
+            )
+        if step in snapshots:
+            snapshot(step)
+            if step < cfg.max_steps:
+                save_state(step)
+        if interrupt_after is not None and step == interrupt_after:
+            raise TrainingInterrupted(f"interrupted after step {step} (interrupt_after)")
+
+    # ---- final directory ----
+    summary = None
+    if main:
+        records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+        losses = [r["loss"] for r in records]
+        k = max(1, min(5, len(losses) // 4))
+        summary = {
+            "model": model_key,
+            "backbone": source,
+            "revision": revision,
+            "seed": cfg.seed,
+            "data": str(data),
+            "data_sha256": _sha256(data),
+            "examples": len(examples),
+            "examples_per_source": {s: len(g) for s, g in groups.items()},
+            "steps": cfg.max_steps,
+            "snapshots": snapshots,
+            "world_size": world_size,
+            "device": str(device),
+            "first_loss": losses[0],
+            "last_loss": losses[-1],
+            "mean_loss_first": sum(losses[:k]) / k,
+            "mean_loss_last": sum(losses[-k:]) / k,
+            "attention_bidirectional_verified": bidirectional,
+            "save_dtype": str(save_dtype).removeprefix("torch."),
+            "peak_memory_mb": _peak_memory_mb(device),
+            "resumed_from_step": start_step,
+            "wall_seconds_this_run": round(time.time() - started, 2),
+            "config": cfg.to_dict(),
+        }
+        _link_tree(work / "checkpoints" / f"step{cfg.max_steps}", work)
+        (work / SUMMARY).write_text(json.dumps(summary, indent=2))
+        shutil.rmtree(state_dir, ignore_errors=True)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(work, out_dir)
+        log.info(
+            "trained %s -> %s: loss %.4f -> %.4f",
+            source,
+            out_dir,
+            summary["mean_loss_first"],
+            summary["mean_loss_last"],
+        )
+    accelerator.wait_for_everyone()
+    if summary is None:
+        summary = json.loads((out_dir / SUMMARY).read_text())
+    return summary

@@ -1,0 +1,21 @@
+"""Evaluate one model (trained embedding model or backbone) on one benchmark through mteb."""
+
+from hrsa.logs import limit_threads, to_file
+
+to_file(snakemake.log[0])
+limit_threads(snakemake.threads)
+
+from hrsa.evaluate.run import evaluate_benchmark  # noqa: E402
+
+evaluate_benchmark(
+    snakemake.params.source,
+    cache_dir=snakemake.output.cache,
+    scores_csv=snakemake.output.scores,
+    benchmark=snakemake.params.benchmark_name,
+    model_name=snakemake.params.model_name,
+    revision=snakemake.params.revision,
+    tasks=snakemake.params.tasks,
+    prompts=snakemake.input.prompts,
+    device=snakemake.params.device,
+    **snakemake.params.settings,
+)

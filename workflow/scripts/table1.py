@@ -1,0 +1,23 @@
+"""Table 1: per pair and benchmark, base / reasoning means over seeds and the delta (std)."""
+
+from hrsa.logs import to_file
+
+to_file(snakemake.log[0])
+
+import logging  # noqa: E402
+
+from hrsa.evaluate.aggregate import ScoreFile, write_table1  # noqa: E402
+
+table, problems = write_table1(
+    [ScoreFile(**f) for f in snakemake.params.files],
+    pairs=snakemake.params.pairs,
+    benchmarks=snakemake.params.benchmarks,
+    labels=snakemake.params.labels,
+    score=snakemake.params.score,
+    table_csv=snakemake.output.table,
+    table_md=snakemake.output.markdown,
+    summary_csv=snakemake.output.summary,
+    backbone_csv=snakemake.output.backbone,
+)
+for problem in problems:
+    logging.getLogger("hrsa.evaluate").warning("left out: %s", problem)
