@@ -12,12 +12,18 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/models.smk"
 include: "rules/data.smk"
 include: "rules/activations.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
+include: "rules/hrsa.smk"
+include: "rules/report.smk"
+include: "rules/prefetch.smk"
 
 
 rule all:

@@ -38,6 +38,12 @@ rule extract_activations:
         "../workflow/scripts/extract_activations.py"
 
 
+# The pair check reads two stores' token ids (a few MB) and runs in seconds: on a cluster it runs
+# on the submit node instead of waiting in the queue as dozens of tiny jobs.
+localrules:
+    pair_check,
+
+
 rule pair_check:
     input:
         base=lambda wc: pair_store(wc, "base"),

@@ -52,6 +52,11 @@ rule evaluate_mteb:
             else embedding_dir(wc.model, wc.seed)
         ),
         prompts=EVAL_PROMPTS,
+        data=lambda wc: (
+            []
+            if EVAL_BENCHMARKS[wc.bench] == "HRSA-Local"
+            else f"results/prefetch/mteb/{wc.bench}.json"
+        ),
     output:
         cache=directory("results/mteb/{model}/{stage}/seed{seed}/{bench}"),
         scores="results/mteb/{model}/{stage}/seed{seed}/{bench}.csv",
@@ -111,3 +116,24 @@ rule mteb_table1:
         score=EVALUATION.get("table1_score", "mean_task"),
     script:
         "../workflow/scripts/table1.py"
+
+
+localrules:
+    prefetch_mteb,
+
+
+rule prefetch_mteb:
+    output:
+        "results/prefetch/mteb/{bench}.json",
+    log:
+        "logs/prefetch_mteb/{bench}.log",
+    wildcard_constraints:
+        bench=_alternatives(list(EVAL_BENCHMARKS)),
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        benchmark_name=lambda wc: EVAL_BENCHMARKS[wc.bench],
+        tasks=lambda wc: (EVALUATION.get("tasks") or {}).get(EVAL_BENCHMARKS[wc.bench]),
+        cache_dir=config.get("hub", {}).get("cache_dir"),
+    script:
+        "../workflow/scripts/prefetch_mteb.py"

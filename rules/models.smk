@@ -25,7 +25,6 @@ rule build_tiny_model:
 
 localrules:
     prefetch_model,
-    prefetch,
 
 
 rule prefetch_model:
@@ -41,19 +40,3 @@ rule prefetch_model:
         cache_dir=config.get("hub", {}).get("cache_dir"),
     script:
         "../workflow/scripts/prefetch_model.py"
-
-
-rule prefetch:
-    input:
-        [
-            f"results/prefetch/models/{m}.json"
-            for m in MODELS
-            if not is_built(m) and not os.path.exists(model_spec(m)["source"])
-        ],
-        [f"results/data/probe/{d}.jsonl" for d in PROBE_DATASETS],
-    output:
-        touch("results/prefetch/done"),
-    log:
-        "logs/prefetch/done.log",
-    conda:
-        "../envs/hrsa.yaml"

@@ -47,6 +47,8 @@ FAMILY_ORDER = ("SFT", "RLVR")
 """Families in display order (the paper shows the SFT control first)."""
 SPLIT_ORDER = ("train", "dev", "test")
 STAGE_NAMES = {"backbone": "LLM", "emb": "Embedding model"}
+DATASET_LABELS = {"cot": "CoT", "mmlu_pro": "MMLU-Pro", "ag_news": "AG News"}
+"""Display names of the paper's datasets; others show their key unless configured."""
 _STEP = re.compile(r"^step(\d+)$")
 
 
@@ -138,6 +140,11 @@ def pair_info(pairs: Mapping[str, PairInfo], key: str) -> PairInfo:
     if key in pairs:
         return pairs[key]
     return PairInfo(key, "base", "reasoning", "?", "?", key, "base", "reasoning")
+
+
+def dataset_label(key: str, labels: Mapping[str, str] | None = None) -> str:
+    """A dataset's display name: ``labels[key]``, else a built-in name, else the key."""
+    return (labels or {}).get(key) or DATASET_LABELS.get(key, key)
 
 
 def stage_step(stage: str) -> int | None:
@@ -234,12 +241,19 @@ def _headline_rows(quantity: str, entry, k) -> list[dict]:
             rows += _headline_rows(quantity, sub_entry, int(sub_k))
         return rows
     return [
-        {"quantity": quantity, "k": k, "value": _number(entry), "ci_low": math.nan, "ci_high": math.nan}
+        {
+            "quantity": quantity,
+            "k": k,
+            "value": _number(entry),
+            "ci_low": math.nan,
+            "ci_high": math.nan,
+        }
     ]
 
 
 def read_summary(path: str | os.PathLike) -> dict:
-    """One ``summary.json`` as a dict, with ``pair, stage, dataset`` filled from the path if absent."""
+    """One ``summary.json`` as a dict; its ``pair, stage, dataset`` must match its path (they are
+    filled from the path when absent or empty)."""
     try:
         with open(path, encoding="utf-8") as handle:
             summary = json.load(handle)
@@ -250,7 +264,9 @@ def read_summary(path: str | os.PathLike) -> dict:
     if "headline" not in summary:
         raise DataError(f"{path}: no 'headline' key")
     for key, value in zip(KEYS, locate(path), strict=True):
-        summary.setdefault(key, value)
+        if summary.get(key) and summary[key] != value:
+            raise DataError(f"{path}: says {key} {summary[key]!r} but lies under {key} {value!r}")
+        summary[key] = value
     return summary
 
 
@@ -373,7 +389,9 @@ def probe_accuracy(
 ) -> pd.DataFrame:
     """Accuracy by split (rows, train/dev/test order) and evaluated model (columns base, reasoning)."""
     rows = select(probes, pair=pair, stage=stage, dataset=dataset, direction=direction)
-    table = rows.pivot_table(index="split", columns="evaluated_on", values="accuracy", aggfunc="mean")
+    table = rows.pivot_table(
+        index="split", columns="evaluated_on", values="accuracy", aggfunc="mean"
+    )
     splits = [s for s in SPLIT_ORDER if s in table.index] + [
         s for s in table.index if s not in SPLIT_ORDER
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 import textwrap
 from collections.abc import Callable, Iterator
 from typing import TypeVar
@@ -65,7 +66,7 @@ LINEAR_CKA_LIMITS = (0.0, 1.0)
 # Bars and lines: Okabe-Ito colours (distinguishable with colour-vision deficiencies).
 BASE_COLOR = "#0072B2"  # blue: the base model
 REASONING_COLOR = "#E69F00"  # orange: the reasoning model
-K_COLORS = ("#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000")  # one per k, in sorted order
+K_COLORS = ("#009E73", "#CC79A7", "#000000", "#56B4E9", "#F0E442")  # one per k, in sorted order
 METRIC_COLORS = {
     "diagonal_mean": "#0072B2",
     "final": "#D55E00",
@@ -99,22 +100,27 @@ def k_color(k: int, ks: list[int]) -> str:
 
 
 def wrap_label(label: str, width: int = 24) -> str:
-    """Break a long model name over lines, preferring hyphens, so panel titles are not clipped."""
+    """Break a long model name over lines after ``-`` or ``_`` (hard breaks only for a piece
+    longer than ``width``), so panel labels are not clipped."""
     if len(label) <= width:
         return label
-    pieces = label.replace("-", "-\0").split("\0")
+    pieces = [p for p in re.findall(r"[^-_]*[-_]*", label) if p]
     lines: list[str] = []
     current = ""
     for piece in pieces:
         if current and len(current) + len(piece) > width:
             lines.append(current)
-            current = piece
-        else:
-            current += piece
+            current = ""
+        current += piece
     lines.append(current)
-    return "\n".join(
-        wrapped for line in lines for wrapped in textwrap.wrap(line, width, break_on_hyphens=False)
-    )
+    return "\n".join(part for line in lines for part in textwrap.wrap(line, width) or [""])
+
+
+def same_line_count(texts: list[str], at_top: bool = True) -> list[str]:
+    """Pad multi-line texts with blank lines so all have as many lines (equal panel sizes)."""
+    most = max((t.count("\n") for t in texts), default=0)
+    pad = [most - t.count("\n") for t in texts]
+    return ["\n" * p + t if at_top else t + "\n" * p for t, p in zip(texts, pad, strict=True)]
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hrsa.report.collect import PairInfo, headline, ordered, pair_info
+from hrsa.report.collect import PairInfo, dataset_label, headline, ordered, pair_info
 from hrsa.report.output import atomic_path, write_text
 
 MAIN_STAGES = ("backbone", "emb")
@@ -182,7 +182,6 @@ def h_inv_across_datasets(
     digits: int = 4,
 ) -> Table:
     """Tables 12 (``stage="backbone"``) and 13 (``stage="emb"``): H_inv per pair and dataset."""
-    dataset_labels = dataset_labels or {}
     on_stage = headlines[headlines["stage"] == stage]
     records, rows = [], []
     for pair in pairs_with_data(on_stage, pairs):
@@ -198,7 +197,7 @@ def h_inv_across_datasets(
         f"{d}{suffix}" for d in datasets for suffix in ("", "_ci_low", "_ci_high")
     ]
     number, models = (12, "LLM backbones") if stage == "backbone" else (13, "embedding models")
-    header = ["Family", "Model pair", *(f"{dataset_labels.get(d, d)} ↑" for d in datasets)]
+    header = ["Family", "Model pair", *(f"{dataset_label(d, dataset_labels)} ↑" for d in datasets)]
     return Table(
         title=f"Table {number}: H_inv of O* across datasets ({models})",
         frame=pd.DataFrame(records, columns=columns),

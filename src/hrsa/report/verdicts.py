@@ -5,22 +5,16 @@ reading heatmaps. The thresholds are ``config["report"]["verdicts"]`` (defaults 
 :data:`DEFAULT_THRESHOLDS`, every key documented there). A verdict whose numbers are missing is
 ``n/a``.
 
-=================  ==========================================  ===========================
-focus (level)      numbers (``summary.json`` / ``probe.csv``)  verdict
-=================  ==========================================  ===========================
-coordinate basis   ``h_inv_final`` and                         ``preserved`` if both reach
-(representation)   ``dimension_wise_correlation_diagonal_mean``  their minimum, else ``mixed``
-global geometry    ``linear_cka_diagonal_mean``                ``isometric`` / ``distorted``
-(geometry)
-local geometry     ``knn_overlap_mean`` at ``knn_k``           ``preserved`` / ``reorganised``
-(geometry)
-linear readout     probe accuracy drop, base -> reasoning      ``transferred`` / ``degraded``
-(function)
-manifold status    global geometry verdict                     backbone: ``trajectory
-(summary)                                                      optimisation`` / ``restructuring``;
-                                                               embedding: ``realigned`` / ``not
-                                                               realigned``
-=================  ==========================================  ===========================
+- coordinate basis (representation level): ``h_inv_final`` and
+  ``dimension_wise_correlation_diagonal_mean`` -> ``preserved`` if both reach their minimum,
+  else ``mixed``;
+- global geometry (geometry level): ``linear_cka_diagonal_mean`` -> ``isometric`` / ``distorted``;
+- local geometry (geometry level): ``knn_overlap_mean`` at ``knn_k`` -> ``preserved`` /
+  ``reorganised``;
+- linear readout (function level): accuracy of the base-fitted probe on the base model minus on
+  the reasoning model (``probe.csv``, ``probe_split``) -> ``transferred`` / ``degraded``;
+- manifold status (summary, from global geometry): LLMs ``trajectory optimisation`` /
+  ``restructuring``; embedding models ``realigned`` / ``not realigned``.
 """
 
 from __future__ import annotations
@@ -32,7 +26,7 @@ import pandas as pd
 
 from hrsa.errors import ConfigError
 from hrsa.report.collect import PairInfo, headline, pair_info, probe_accuracy
-from hrsa.report.tables import MAIN_STAGES, Table, pairs_with_data, row_name, markdown_table
+from hrsa.report.tables import MAIN_STAGES, Table, markdown_table, pairs_with_data, row_name
 
 DEFAULT_THRESHOLDS: dict[str, float | int | str] = {
     # Coordinate basis is "preserved" when O* is close to a permutation ...
@@ -85,19 +79,33 @@ def thresholds_from_config(settings: Mapping | None) -> dict:
     return DEFAULT_THRESHOLDS | settings
 
 
-def _at_least(value: float, minimum: float, yes: str, no: str) -> str:
-    if math.isnan(value):
+def _passes(value: float, threshold: float, rule: str) -> bool:
+    return value >= threshold if rule == ">=" else value <= threshold
+
+
+def _verdict(numbers: Sequence[tuple[str, float, float, str]], yes: str, no: str) -> str:
+    """``yes`` if every (metric, value, threshold, rule) passes, ``no`` if one fails, else n/a."""
+    if any(math.isnan(value) for _, value, _, _ in numbers):
         return NOT_AVAILABLE
-    return yes if value >= minimum else no
+    return yes if all(_passes(v, t, rule) for _, v, t, rule in numbers) else no
 
 
 def _probe_drop(probes, pair, stage, dataset, split) -> float:
+    """Accuracy of the base-fitted probe on the base model minus on the reasoning model."""
     if probes is None or dataset is None or probes.empty:
         return math.nan
     table = probe_accuracy(probes, pair, stage, dataset)
     if split not in table.index:
         return math.nan
     return float(table.loc[split, "base"] - table.loc[split, "reasoning"])
+
+
+def _manifold_status(stage: str, global_geometry: str) -> str:
+    if global_geometry == NOT_AVAILABLE:
+        return NOT_AVAILABLE
+    if stage == "backbone":
+        return "trajectory optimisation" if global_geometry == "isometric" else "restructuring"
+    return "realigned" if global_geometry == "isometric" else "not realigned"
 
 
 def verdicts(
@@ -111,8 +119,8 @@ def verdicts(
 ) -> pd.DataFrame:
     """One row per pair, stage, focus and number behind it (columns :data:`VERDICT_COLUMNS`).
 
-    ``dataset`` is the HRSA dataset the geometry verdicts read (the paper's CoT dataset);
-    ``probe_dataset`` the labelled dataset of the readout verdict.
+    ``dataset`` is the HRSA dataset the representation and geometry verdicts read (the paper's
+    CoT dataset); ``probe_dataset`` the labelled dataset of the readout verdict.
     """
     t = thresholds_from_config(thresholds)
     k = int(t["knn_k"])
@@ -122,74 +130,64 @@ def verdicts(
         for stage in stages:
             if not ((on_dataset["pair"] == pair.key) & (on_dataset["stage"] == stage)).any():
                 continue
-            base = {
-                "pair": pair.key,
-                "family": pair.family,
-                "stage": stage,
-                "model_pair": pair.short_name(stage),
+
+            def number(quantity: str, k: int | None = None, stage=stage, pair=pair) -> float:
+                return headline(headlines, pair.key, stage, dataset, quantity, k)[0]
+
+            cka = ("linear_cka_diagonal_mean", number("linear_cka_diagonal_mean"))
+            evidence = {
+                "coordinate basis": [
+                    ("h_inv_final", number("h_inv_final"), t["h_inv_min"], ">="),
+                    (
+                        "dimension_wise_correlation_diagonal_mean",
+                        number("dimension_wise_correlation_diagonal_mean"),
+                        t["dimension_wise_correlation_min"],
+                        ">=",
+                    ),
+                ],
+                "global geometry": [(*cka, t["linear_cka_min"], ">=")],
+                "local geometry": [
+                    (
+                        f"knn_overlap_mean_k{k}",
+                        number("knn_overlap_mean", k),
+                        t["knn_overlap_min"],
+                        ">=",
+                    )
+                ],
+                "linear readout": [
+                    (
+                        f"probe_accuracy_drop_{t['probe_split']}",
+                        _probe_drop(probes, pair.key, stage, probe_dataset, t["probe_split"]),
+                        t["probe_accuracy_drop_max"],
+                        "<=",
+                    )
+                ],
             }
-
-            def add(level, focus, verdict, metric, value, threshold, rule, base=base):
-                rows.append(
-                    base
-                    | {
-                        "level": level,
-                        "focus": focus,
-                        "verdict": verdict,
-                        "metric": metric,
-                        "value": value,
-                        "threshold": threshold,
-                        "rule": rule,
-                    }
-                )
-
-            h_inv = headline(headlines, pair.key, stage, dataset, "h_inv_final")[0]
-            correlation = headline(
-                headlines, pair.key, stage, dataset, "dimension_wise_correlation_diagonal_mean"
-            )[0]
-            parts = [
-                _at_least(h_inv, t["h_inv_min"], "preserved", "mixed"),
-                _at_least(correlation, t["dimension_wise_correlation_min"], "preserved", "mixed"),
-            ]
-            basis = NOT_AVAILABLE if NOT_AVAILABLE in parts else (
-                "preserved" if parts == ["preserved", "preserved"] else "mixed"
-            )
-            add("representation", "coordinate basis", basis, "h_inv_final", h_inv,
-                t["h_inv_min"], ">=")  # fmt: skip
-            add("representation", "coordinate basis", basis,
-                "dimension_wise_correlation_diagonal_mean", correlation,
-                t["dimension_wise_correlation_min"], ">=")  # fmt: skip
-
-            cka = headline(headlines, pair.key, stage, dataset, "linear_cka_diagonal_mean")[0]
-            global_verdict = _at_least(cka, t["linear_cka_min"], "isometric", "distorted")
-            add("geometry", "global geometry", global_verdict, "linear_cka_diagonal_mean", cka,
-                t["linear_cka_min"], ">=")  # fmt: skip
-
-            overlap = headline(headlines, pair.key, stage, dataset, "knn_overlap_mean", k)[0]
-            local = _at_least(overlap, t["knn_overlap_min"], "preserved", "reorganised")
-            add("geometry", "local geometry", local, f"knn_overlap_mean_k{k}", overlap,
-                t["knn_overlap_min"], ">=")  # fmt: skip
-
-            drop = _probe_drop(probes, pair.key, stage, probe_dataset, t["probe_split"])
-            readout = (
-                NOT_AVAILABLE
-                if math.isnan(drop)
-                else ("transferred" if drop <= t["probe_accuracy_drop_max"] else "degraded")
-            )
-            add("function", "linear readout", readout,
-                f"probe_accuracy_drop_{t['probe_split']}", drop,
-                t["probe_accuracy_drop_max"], "<=")  # fmt: skip
-
-            if global_verdict == NOT_AVAILABLE:
-                status = NOT_AVAILABLE
-            elif stage == "backbone":
-                status = (
-                    "trajectory optimisation" if global_verdict == "isometric" else "restructuring"
-                )
-            else:
-                status = "realigned" if global_verdict == "isometric" else "not realigned"
-            add("summary", "manifold status", status, "linear_cka_diagonal_mean", cka,
-                t["linear_cka_min"], ">=")  # fmt: skip
+            outcome = {
+                "coordinate basis": _verdict(evidence["coordinate basis"], "preserved", "mixed"),
+                "global geometry": _verdict(evidence["global geometry"], "isometric", "distorted"),
+                "local geometry": _verdict(evidence["local geometry"], "preserved", "reorganised"),
+                "linear readout": _verdict(evidence["linear readout"], "transferred", "degraded"),
+            }
+            outcome["manifold status"] = _manifold_status(stage, outcome["global geometry"])
+            evidence["manifold status"] = evidence["global geometry"]
+            for level, focus in FOCI:
+                for metric, value, threshold, rule in evidence[focus]:
+                    rows.append(
+                        {
+                            "pair": pair.key,
+                            "family": pair.family,
+                            "stage": stage,
+                            "model_pair": pair.short_name(stage),
+                            "level": level,
+                            "focus": focus,
+                            "verdict": outcome[focus],
+                            "metric": metric,
+                            "value": value,
+                            "threshold": threshold,
+                            "rule": rule,
+                        }
+                    )
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
 
@@ -229,7 +227,9 @@ def table2(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], thresholds: Mappi
                     continue
                 verdict = focus_rows["verdict"].iloc[0]
                 cells.append(
-                    verdict if focus == "manifold status" else f"{verdict} ({_evidence(focus_rows)})"
+                    verdict
+                    if focus == "manifold status"
+                    else f"{verdict} ({_evidence(focus_rows)})"
                 )
             rows.append(cells)
     header = ["Model pair", *(f.capitalize() for f in foci)]

@@ -1,0 +1,365 @@
+"""Geometry-level metrics (paper 3.3, Appendix B.2): the shape of the token manifold, up to
+rotation and isotropic scale. Global shape: linear CKA (and the debiased and RBF variants of
+Table 8); local shape: k-NN overlap."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from ..errors import DataError
+from .registry import metric
+from .streaming import (
+    DEFAULT_CHUNK_SIZE,
+    CrossTerms,
+    SelfTerms,
+    as_source,
+    check_pair,
+    compute_moments,
+    pair_statistics,
+    resolve_device,
+)
+
+#: similarity blocks of the k-NN search hold at most this many fp32 entries: 8 MiB on CPU (a
+#: block that stays in cache is faster to search), 128 MiB on GPUs
+SIMILARITY_BLOCK_ELEMENTS = {"cpu": 1 << 21, "cuda": 1 << 25}
+
+
+def _block_elements(device: torch.device) -> int:
+    return SIMILARITY_BLOCK_ELEMENTS.get(device.type, 1 << 21)
+
+
+def cka_from_terms(cross: torch.Tensor, sx: SelfTerms, sy: SelfTerms, what: str = "X, Y") -> float:
+    """||C||_F^2 / (||Gx||_F ||Gy||_F) with C = Xc^T Yc, Gx = Xc^T Xc, Gy = Yc^T Yc."""
+    if sx.frob_sq <= 0 or sy.frob_sq <= 0:
+        raise DataError(
+            f"{what}: a representation has zero variance (every feature constant); CKA is undefined"
+        )
+    return float(cross.square().sum()) / math.sqrt(sx.frob_sq * sy.frob_sq)
+
+
+def debiased_cka_from_terms(
+    ct: CrossTerms, n: int, sx: SelfTerms, sy: SelfTerms, what: str = "X, Y"
+) -> float:
+    """HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L)); never clamped."""
+    if sx.trace <= 0 or sy.trace <= 0:
+        raise DataError(
+            f"{what}: a representation has zero variance (every feature constant); "
+            "debiased CKA is undefined"
+        )
+    denom = sx.hsic_u * sy.hsic_u
+    if not denom > 0:
+        raise DataError(
+            f"{what}: the debiased self-HSIC is not positive ({sx.hsic_u:.3g}, "
+            f"{sy.hsic_u:.3g}); debiased CKA is undefined for these data"
+        )
+    return ct.hsic_u(n, sx, sy) / math.sqrt(denom)
+
+
+_GEOMETRY = dict(
+    invariant=("rotation", "permutation", "isotropic_scale", "translation"),
+    variant=("anisotropic_scale", "general_linear"),
+)
+
+
+@metric(level="geometry", **_GEOMETRY)
+def linear_cka(X, Y, *, chunk_size: int = DEFAULT_CHUNK_SIZE, device=None) -> float:
+    """Linear CKA (paper Eq. 3-4): ||Xc^T Yc||_F^2 / (||Xc^T Xc||_F ||Yc^T Yc||_F), Xc, Yc
+    column-centred.
+
+    Equal to HSIC(K_X, K_Y) / sqrt(HSIC(K_X, K_X) HSIC(K_Y, K_Y)) with linear kernels, but
+    computed in feature space (D x D), never through an N x N Gram matrix.
+    """
+    st = pair_statistics(X, Y, device=device, chunk_size=chunk_size)
+    return cka_from_terms(st.cross.cross, st.x_self, st.y_self)
+
+
+@metric(level="geometry", **_GEOMETRY)
+def debiased_cka(X, Y, *, chunk_size: int = DEFAULT_CHUNK_SIZE, device=None) -> float:
+    """Debiased linear CKA: CKA with the unbiased HSIC estimator of Song et al. (2012),
+
+    HSIC_u(K, L) = [tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1] / (n(n-3)),
+
+    K~ = Xc Xc^T with its diagonal zeroed, evaluated in feature space from ||Xc^T Yc||_F^2, the
+    row norms and column sums. Not clamped: it can be slightly negative for unrelated inputs.
+    """
+    st = pair_statistics(X, Y, device=device, chunk_size=chunk_size)
+    return debiased_cka_from_terms(st.cross, st.n, st.x_self, st.y_self)
+
+
+def _rbf_gram(x: torch.Tensor, threshold: float, name: str) -> torch.Tensor:
+    """exp(-d^2 / (2 t^2 median(d^2))), median over all N^2 entries (Kornblith et al. 2019)."""
+    x = x - x.mean(0, keepdim=True)
+    sq = x.square().sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)).clamp_(min=0.0)
+    d2.fill_diagonal_(0.0)
+    flat, m = d2.flatten(), d2.numel()
+    med = float(flat.kthvalue((m + 1) // 2).values)
+    if m % 2 == 0:  # the mean of the two middle values, as np.median
+        med = 0.5 * (med + float(flat.kthvalue(m // 2 + 1).values))
+    if not med > 0:
+        raise DataError(
+            f"{name}: the median squared distance is zero (most rows identical); "
+            "the RBF bandwidth is undefined"
+        )
+    return torch.exp(-d2 / (2.0 * threshold**2 * med))
+
+
+def _double_centre(k: torch.Tensor) -> torch.Tensor:
+    k = k - k.mean(0, keepdim=True)
+    return k - k.mean(1, keepdim=True)
+
+
+@metric(level="geometry", defaults={"threshold": 0.5}, **_GEOMETRY)
+def rbf_cka(X, Y, threshold: float = 0.5, *, max_rows: int = 8192, device=None) -> float:
+    """RBF-kernel CKA (Table 8 alternative): <HKH, HLH>_F / (||HKH||_F ||HLH||_F) with
+    K_ij = exp(-||x_i - x_j||^2 / (2 t^2 median(d^2))), t = ``threshold``.
+
+    Needs the N x N kernels (computed in fp64), so N is capped by ``max_rows``; subsample first.
+    """
+    sx, sy = as_source(X, "X"), as_source(Y, "Y")
+    check_pair(sx, sy)
+    if sx.n_rows > max_rows:
+        raise DataError(
+            f"rbf_cka builds N x N kernels; N = {sx.n_rows} > max_rows = {max_rows}. "
+            "Subsample the rows first or raise max_rows."
+        )
+    if not threshold > 0:
+        raise DataError(f"rbf_cka: threshold must be > 0, got {threshold}")
+    dev = resolve_device(device, sx, sy)
+    for s in (sx, sy):
+        compute_moments(s, dev)  # NaN/Inf and size checks
+    x = sx.gather(np.arange(sx.n_rows), DEFAULT_CHUNK_SIZE).to(dev, torch.float64)
+    y = sy.gather(np.arange(sy.n_rows), DEFAULT_CHUNK_SIZE).to(dev, torch.float64)
+    kx = _double_centre(_rbf_gram(x, threshold, "X"))
+    ky = _double_centre(_rbf_gram(y, threshold, "Y"))
+    nx, ny = torch.linalg.matrix_norm(kx), torch.linalg.matrix_norm(ky)
+    return float((kx * ky).sum() / (nx * ny))
+
+
+# ---------------------------------------------------------------------------------------------
+# k-NN overlap
+# ---------------------------------------------------------------------------------------------
+
+
+def _normalised_rows(z: torch.Tensor, name: str) -> torch.Tensor:
+    norms = torch.linalg.vector_norm(z, dim=1)
+    zero = (norms == 0).nonzero()
+    if zero.numel():
+        raise DataError(
+            f"{name}: row {int(zero[0])} is the zero vector; its cosine similarity is undefined"
+        )
+    if not bool(torch.isfinite(norms).all()):
+        raise DataError(f"{name}: NaN or Inf in the rows; cosine similarity is undefined")
+    return z / norms[:, None]
+
+
+def _check_ks(ks: Iterable[int], n: int, name: str = "") -> list[int]:
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise DataError(f"{name}k-NN: k must be >= 1, got {ks}")
+    if ks[-1] > n - 1:
+        raise DataError(
+            f"{name}k-NN with k = {ks[-1]} needs more than k rows (self excluded); "
+            f"only {n} rows. Lower k or use more tokens."
+        )
+    return ks
+
+
+def _monotone_keys(values: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """int64 keys ordering (fp32 value descending, index ascending) totally: the float bits made
+    monotone in the high 32 bits, the complemented index in the low 32 bits."""
+    bits = values.contiguous().view(torch.int32)
+    keys = (bits ^ ((bits >> 31) & 0x7FFFFFFF)).to(torch.int64)
+    keys.bitwise_left_shift_(32)
+    return keys.bitwise_or_(0xFFFFFFFF - index)
+
+
+#: width of the column blocks whose maxima prune the exact top-k search, and the number of
+#: columns from which pruning pays off (measured on CPU: slower below ~20k columns)
+_PRUNE_BLOCK = 32
+_PRUNE_MIN_COLUMNS = 20000
+
+
+def _float_top(sim: torch.Tensor, kk: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kk largest values of each row (sorted) and their columns, exactly.
+
+    With many columns, only the kk column blocks with the largest maxima are searched: every
+    column outside them is <= the kk-th largest block maximum <= the kk-th largest value, so
+    the kk values found are the true ones (ties at the last place are settled by the caller).
+    """
+    c, n = sim.shape
+    n_blocks = n // _PRUNE_BLOCK
+    if n < _PRUNE_MIN_COLUMNS or n_blocks < 4 * kk:
+        return torch.topk(sim, kk, dim=1, largest=True, sorted=True)
+    width = n_blocks * _PRUNE_BLOCK
+    block_max = sim[:, :width].reshape(c, n_blocks, _PRUNE_BLOCK).amax(2)
+    if width < n:  # the ragged tail is one more candidate block
+        block_max = torch.cat([block_max, sim[:, width:].amax(1, keepdim=True)], 1)
+    best = torch.topk(block_max, kk, dim=1, sorted=False).indices
+    cols = best[:, :, None] * _PRUNE_BLOCK + torch.arange(_PRUNE_BLOCK, device=sim.device)
+    cols = cols.reshape(c, -1)
+    beyond = cols >= n  # past the end of the ragged tail block
+    cand = sim.gather(1, cols.clamp(max=n - 1)).masked_fill_(beyond, -math.inf)
+    vals, pos = torch.topk(cand, kk, dim=1, largest=True, sorted=True)
+    return vals, cols.gather(1, pos)
+
+
+def _tied_rows(vals: torch.Tensor, ks: list[int], kk: int) -> torch.Tensor:
+    tied = torch.zeros(vals.shape[0], dtype=torch.bool, device=vals.device)
+    for k in ks:
+        if k < kk:
+            tied |= vals[:, k - 1] == vals[:, k]
+    return tied.nonzero().flatten()
+
+
+def _ranked_top(sim: torch.Tensor, ks: list[int]) -> torch.Tensor:
+    """Columns of the top ``kmax + 1`` values of each row (self already at -inf), ranked so
+    that for every k in ``ks`` the first k are the exact top-k set with ties at the k-th place
+    going to the lower column index.
+
+    A float top-k settles every row whose k-th and (k+1)-th values differ; rows with a tie at
+    some k are redone with a top-k over keys that order (value, -column) totally.
+    """
+    n = sim.shape[1]
+    sim += 0.0  # -0.0 -> +0.0, so equal similarities have equal bits
+    kk = min(ks[-1] + 1, n - 1)
+    vals, idx = _float_top(sim, kk)
+    amb = _tied_rows(vals, ks, kk)
+    if amb.numel():
+        cols = torch.arange(n, device=sim.device)
+        idx[amb] = torch.topk(_monotone_keys(sim[amb], cols), kk, dim=1).indices
+    return idx
+
+
+def _top_sets(sim: torch.Tensor, ks: list[int]) -> dict[int, torch.Tensor]:
+    """Exact top-k column sets (see :func:`_ranked_top`), each sorted by index."""
+    idx = _ranked_top(sim, ks)
+    return {k: idx[:, :k].sort(1).values for k in ks}
+
+
+def nearest_neighbours(
+    Z, ks: int | Iterable[int], *, device=None, block_rows: int | None = None
+) -> dict[int, np.ndarray]:
+    """Exact cosine k-nearest neighbours of every row among the other rows (self excluded).
+
+    Similarities are fp32 products of L2-normalised rows, computed block by block; for each k
+    the set is the k largest similarities, ties at the k-th place going to the lower row index
+    (deterministic). Returns ``{k: (N, k) int64 array}`` with each row's indices sorted.
+    """
+    single = isinstance(ks, int | np.integer)
+    src = as_source(Z, "Z")
+    dev = resolve_device(device, src)
+    z = Z if isinstance(Z, torch.Tensor) else src.gather(np.arange(src.n_rows), DEFAULT_CHUNK_SIZE)
+    z = z.to(dev, torch.float32)
+    res = _neighbours_tensor(z, [ks] if single else ks, block_rows=block_rows, name=src.name)
+    res = {k: v.cpu().numpy() for k, v in res.items()}
+    return res[int(ks)] if single else res
+
+
+def _neighbours_tensor(
+    z: torch.Tensor, ks, *, block_rows: int | None = None, name: str = "Z"
+) -> dict[int, torch.Tensor]:
+    """Exact k-NN sets of the rows of ``z`` (see :func:`nearest_neighbours`).
+
+    Identical rows (the embedding layer repeats a vector for every occurrence of a token) have
+    identical similarities to everything; when they are common the search runs over distinct
+    vectors, and a group of duplicates enters a neighbour list lowest indices first.
+    """
+    n = z.shape[0]
+    ks = _check_ks(ks, n, f"{name}: ")
+    zn = _normalised_rows(z.to(torch.float32), name)
+    uniq, inverse, counts = torch.unique(zn, dim=0, return_inverse=True, return_counts=True)
+    if uniq.shape[0] <= n // 2:
+        return _neighbours_grouped(zn, uniq, inverse, counts, ks, block_rows)
+    rows = block_rows or max(1, min(n, _block_elements(z.device) // max(n, 1)))
+    parts: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    for a in range(0, n, rows):
+        b = min(a + rows, n)
+        sim = zn[a:b] @ zn.T
+        sim[torch.arange(b - a, device=z.device), torch.arange(a, b, device=z.device)] = -math.inf
+        for k, s in _top_sets(sim, ks).items():
+            parts[k].append(s)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def _neighbours_grouped(zn, uniq, inverse, counts, ks, block_rows) -> dict[int, torch.Tensor]:
+    """k-NN sets when rows repeat: similarities to the distinct vectors, then the best
+    ``kmax + 1`` groups expanded into their first ``kmax + 2`` members (enough for any k, self
+    excluded) and ranked by (similarity, -row) keys. Rows whose group ranking is tied at the
+    boundary fall back to the row-wise search."""
+    n, m, dev = zn.shape[0], uniq.shape[0], zn.device
+    kmax = ks[-1]
+    n_groups = min(kmax + 1, m)
+    cap = min(kmax + 2, int(counts.max()))
+    members = torch.argsort(inverse, stable=True)  # rows grouped, ascending within a group
+    first = torch.cumsum(counts, 0) - counts
+    slot = torch.arange(cap, device=dev)
+    low = torch.iinfo(torch.int64).min
+    rows = block_rows or max(1, _block_elements(dev) // max(m, n_groups * cap, 1))
+    parts: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    for a in range(0, n, rows):
+        b = min(a + rows, n)
+        sim = zn[a:b] @ uniq.T
+        sim += 0.0
+        gv, gi = torch.topk(sim, min(n_groups + 1, m), dim=1, sorted=True)
+        cand = members[(first[gi[:, :n_groups], None] + slot).clamp_(max=n - 1)]
+        ok = slot < counts[gi[:, :n_groups], None]
+        ok &= cand != torch.arange(a, b, device=dev)[:, None, None]
+        keys = _monotone_keys(gv[:, :n_groups, None].expand(-1, -1, cap), cand)
+        keys[~ok] = low
+        top = torch.topk(keys.reshape(b - a, -1), kmax, dim=1, sorted=True).indices
+        idx = cand.reshape(b - a, -1).gather(1, top)
+        if n_groups < m:  # a tie between the last group taken and the first left out
+            amb = (gv[:, n_groups - 1] == gv[:, n_groups]).nonzero().flatten()
+            if amb.numel():
+                qs = a + amb
+                full = zn[qs] @ zn.T
+                full[torch.arange(len(qs), device=dev), qs] = -math.inf
+                idx[amb] = _ranked_top(full, ks)[:, :kmax]
+        for k in ks:
+            parts[k].append(idx[:, :k].sort(1).values)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+def jaccard_rows(a, b) -> np.ndarray | torch.Tensor:
+    """Per-row Jaccard index |A_i & B_i| / |A_i | B_i| of two (N, k) index arrays whose rows
+    hold k distinct indices each."""
+    as_numpy = not isinstance(a, torch.Tensor)
+    ta, tb = torch.as_tensor(a), torch.as_tensor(b)
+    if ta.shape != tb.shape:
+        raise DataError(
+            f"neighbour sets of different shapes {tuple(ta.shape)} vs {tuple(tb.shape)}"
+        )
+    k = ta.shape[1]
+    tb = tb.to(ta.device)
+    sorted_a = ta.sort(1).values
+    pos = torch.searchsorted(sorted_a, tb.contiguous()).clamp_(max=k - 1)
+    inter = (sorted_a.gather(1, pos) == tb).sum(1).to(torch.float64)
+    j = inter / (2 * k - inter)
+    return j.cpu().numpy() if as_numpy else j
+
+
+@metric(
+    level="geometry",
+    defaults={"k": 10},
+    invariant=("rotation", "permutation", "isotropic_scale"),
+    variant=("translation", "anisotropic_scale", "general_linear"),
+    notes="Cosine similarity is measured from the origin, so unlike CKA the k-NN overlap "
+    "changes under a translation.",
+)
+def knn_overlap(X, Y, k: int = 10, *, device=None) -> float:
+    """k-NN overlap (paper Eq. 5): (1/N) sum_i |N_k^X(i) & N_k^Y(i)| / |N_k^X(i) | N_k^Y(i)|,
+    N_k(i) = the k rows of highest cosine similarity to row i, row i itself excluded.
+
+    Exact and deterministic (see :func:`nearest_neighbours`). Two independent representations
+    give about k / (2(N-1)) (an overlap fraction |A & B| / k of about k / (N-1)).
+    """
+    sx, sy = as_source(X, "X"), as_source(Y, "Y")
+    check_pair(sx, sy)
+    nx = nearest_neighbours(sx.array, int(k), device=device)
+    ny = nearest_neighbours(sy.array, int(k), device=device)
+    return float(jaccard_rows(nx, ny).mean())

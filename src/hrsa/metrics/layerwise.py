@@ -1,0 +1,667 @@
+"""Layer-by-layer HRSA of two activation stores (paper Figure 3, Tables 3, 4, 12, 13).
+
+Plan of one comparison, base model X (layers 0..L) vs reasoning model Y:
+
+1. per layer and model, streamed from disk in token chunks: fp64 column means and min/max
+   (:class:`~hrsa.metrics.streaming.Moments`), then the centred self statistics
+   (:class:`~hrsa.metrics.streaming.SelfTerms`): computed once per layer;
+2. every layer pair (i, j): one cross product Xc_i^T Yc_j (fp32 products, fp64 sums), reduced at
+   once to linear CKA and dimension-wise correlation; on the diagonal also debiased CKA and
+   Procrustes (H_inv, residual). Peak memory is the accumulator block plus one chunk;
+3. on one shared, seeded subsample of rows (at most ``knn_max_tokens``), per layer: exact cosine
+   k-NN sets of each model (once per model and layer, reused for every k and every null
+   permutation), the permutation nulls of CKA and k-NN overlap, and the bootstrap over
+   sequences of the headline numbers.
+
+Confidence intervals (:func:`~hrsa.metrics.uncertainty.bootstrap_interval`): the replicates of
+the bootstrap over sequences are computed on the subsample (the whole store for the default tiny
+stores); the interval is their spread around their median, placed around the full-data value.
+The bootstrap's own bias estimate is reported separately in ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import ConfigError, DataError, PairMismatchError
+from .geometry import _neighbours_tensor, cka_from_terms, debiased_cka_from_terms, jaccard_rows
+from .output import atomic_write_csv, atomic_write_json, jsonable
+from .representation import correlation_from_terms, procrustes_from_cross
+from .streaming import (
+    DEFAULT_ACCUMULATOR_BYTES,
+    DEFAULT_CHUNK_SIZE,
+    Source,
+    as_source,
+    compute_moments,
+    compute_self_terms,
+    cross_products,
+    resolve_device,
+)
+from .uncertainty import (
+    _self_terms_from_gram,
+    _weighted_sum_products,
+    bootstrap_interval,
+    centred,
+    percentile_interval,
+    permutation_p_value,
+    permuted_cka,
+    sequence_weights,
+    weighted_pair,
+)
+
+log = logging.getLogger("hrsa.metrics")
+
+METRICS_COLUMNS = ["metric", "layer_base", "layer_reason", "k", "value", "ci_low", "ci_high"]
+_NAN = float("nan")
+
+
+@dataclass(frozen=True)
+class HRSASettings:
+    """Settings of one comparison (``config["hrsa"]``; see config/README.md)."""
+
+    knn_k: tuple[int, ...] = (5, 10, 50)
+    knn_max_tokens: int = 50000
+    chunk_size: int = DEFAULT_CHUNK_SIZE
+    bootstrap: int = 50
+    permutations: int = 20
+    ci: float = 0.95
+    seed: int = 42
+    device: str = "auto"
+    accumulator_bytes: int = DEFAULT_ACCUMULATOR_BYTES
+
+    #: keys of ``config["hrsa"]`` that belong to other rules and are ignored here
+    OTHER_KEYS = ("datasets", "probe", "gpus")
+
+    def __post_init__(self):
+        object.__setattr__(self, "knn_k", tuple(sorted({int(k) for k in self.knn_k})))
+        checks = [
+            (len(self.knn_k) > 0 and self.knn_k[0] >= 1, "knn_k", "a non-empty list of k >= 1"),
+            (self.knn_max_tokens >= 2, "knn_max_tokens", ">= 2"),
+            (self.chunk_size >= 1, "chunk_size", ">= 1"),
+            (self.bootstrap >= 0, "bootstrap", ">= 0"),
+            (self.permutations >= 0, "permutations", ">= 0"),
+            (0 < self.ci < 1, "ci", "in (0, 1)"),
+            (self.accumulator_bytes >= 1, "accumulator_bytes", ">= 1"),
+        ]
+        for ok, key, want in checks:
+            if not ok:
+                raise ConfigError(f"hrsa.{key} must be {want}, got {getattr(self, key)!r}")
+
+    @classmethod
+    def from_config(cls, cfg: Mapping | None) -> HRSASettings:
+        """Build from ``config["hrsa"]``; unknown keys are an error (typos do not pass silently)."""
+        cfg = dict(cfg or {})
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = sorted(set(cfg) - known - set(cls.OTHER_KEYS))
+        if unknown:
+            raise ConfigError(f"hrsa: unknown settings {unknown}; known: {sorted(known)}")
+        kw = {k: v for k, v in cfg.items() if k in known}
+        try:
+            if "knn_k" in kw:
+                kw["knn_k"] = tuple(
+                    int(k)
+                    for k in (kw["knn_k"] if isinstance(kw["knn_k"], Sequence) else [kw["knn_k"]])
+                )
+            for key in (
+                "knn_max_tokens",
+                "chunk_size",
+                "bootstrap",
+                "permutations",
+                "seed",
+                "accumulator_bytes",
+            ):
+                if key in kw:
+                    kw[key] = int(kw[key])
+            if "ci" in kw:
+                kw["ci"] = float(kw["ci"])
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"hrsa: invalid setting ({exc})") from exc
+        return cls(**kw)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["knn_k"] = list(self.knn_k)
+        return d
+
+
+@contextlib.contextmanager
+def _exact_fp32_matmul():
+    """No TF32 shortcuts in fp32 products while computing similarities."""
+    old = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(old)
+
+
+class _Undefined:
+    """Collects metrics that are undefined for these data (NaN in the tables, named here)."""
+
+    def __init__(self):
+        self.notes: list[str] = []
+
+    def __call__(self, fn, *args, **kw):
+        try:
+            return fn(*args, **kw)
+        except DataError as exc:
+            if str(exc) not in self.notes:
+                self.notes.append(str(exc))
+                log.warning("undefined, reported as NaN: %s", exc)
+            return None
+
+
+@dataclass
+class LayerwiseSimilarity:
+    """Streaming results: full (L+1) x (L+1) matrices and per-layer (diagonal) metrics."""
+
+    dimension_wise_correlation: np.ndarray
+    linear_cka: np.ndarray
+    debiased_cka: np.ndarray
+    procrustes_h_inv: np.ndarray
+    procrustes_residual: np.ndarray
+    dropped_base: list[int]
+    dropped_reasoning: list[int]
+    n_rows: int
+    undefined: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    constant_base: list[np.ndarray] = field(default_factory=list, repr=False)
+    constant_reasoning: list[np.ndarray] = field(default_factory=list, repr=False)
+
+
+def layerwise_similarity(
+    base_layers: Sequence,
+    reasoning_layers: Sequence,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    device=None,
+    accumulator_bytes: int = DEFAULT_ACCUMULATOR_BYTES,
+    diagonal: bool = True,
+) -> LayerwiseSimilarity:
+    """Dimension-wise correlation and linear CKA for every layer pair, and (``diagonal``)
+    debiased CKA and Procrustes for every layer i vs i, streaming over token chunks.
+
+    ``base_layers``/``reasoning_layers``: sequences of (N, D) arrays (memory maps, numpy,
+    torch) or :class:`~hrsa.metrics.streaming.Source` objects, row-aligned.
+    """
+    t0 = time.perf_counter()
+    xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
+    ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
+    if not xs or not ys:
+        raise DataError("layerwise_similarity: no layers given")
+    dev = resolve_device(device, *xs, *ys)
+    und = _Undefined()
+    with _exact_fp32_matmul():
+        mx = [compute_moments(s, dev, chunk_size) for s in xs]
+        my = [compute_moments(s, dev, chunk_size) for s in ys]
+        sx = [compute_self_terms(s, m, dev, chunk_size) for s, m in zip(xs, mx, strict=True)]
+        sy = [compute_self_terms(s, m, dev, chunk_size) for s, m in zip(ys, my, strict=True)]
+        la, lb, n = len(xs), len(ys), xs[0].n_rows
+        corr, cka = np.full((la, lb), _NAN), np.full((la, lb), _NAN)
+        ld = min(la, lb) if diagonal else 0
+        deb, hinv, resid = np.full(ld, _NAN), np.full(ld, _NAN), np.full(ld, _NAN)
+        same_dim = xs[0].dim == ys[0].dim
+        for i, j, ct in cross_products(
+            xs,
+            mx,
+            ys,
+            my,
+            device=dev,
+            chunk_size=chunk_size,
+            debiased=diagonal,
+            accumulator_bytes=accumulator_bytes,
+        ):
+            what = f"base hidden state {i} vs reasoning hidden state {j}"
+            v = und(cka_from_terms, ct.cross, sx[i], sy[j], what)
+            cka[i, j] = _NAN if v is None else v
+            if same_dim:
+                r = und(
+                    correlation_from_terms,
+                    ct.cross.diagonal(),
+                    sx[i].diag,
+                    sy[j].diag,
+                    mx[i].constant,
+                    my[j].constant,
+                    what,
+                )
+                corr[i, j] = _NAN if r is None else r.mean
+            if diagonal and i == j:
+                v = und(debiased_cka_from_terms, ct, n, sx[i], sy[j], what)
+                deb[i] = _NAN if v is None else v
+                if same_dim:
+                    p = und(procrustes_from_cross, ct.cross, sx[i].trace, sy[j].trace, what)
+                    if p is not None:
+                        hinv[i], resid[i] = p.h_inv, p.residual
+    return LayerwiseSimilarity(
+        corr,
+        cka,
+        deb,
+        hinv,
+        resid,
+        [m.n_constant for m in mx],
+        [m.n_constant for m in my],
+        n,
+        und.notes,
+        time.perf_counter() - t0,
+        [m.constant.cpu().numpy() for m in mx],
+        [m.constant.cpu().numpy() for m in my],
+    )
+
+
+def subsample_rows(n_rows: int, max_rows: int, seed: int) -> np.ndarray:
+    """Sorted indices of a seeded subsample of at most ``max_rows`` rows (all rows if fewer)."""
+    if n_rows <= max_rows:
+        return np.arange(n_rows)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
+    return np.sort(rng.choice(n_rows, size=max_rows, replace=False))
+
+
+@dataclass
+class SubsampleAnalysis:
+    """k-NN overlap, nulls and bootstrap replicates computed on the shared row subsample.
+
+    Arrays are indexed [replicate or permutation, layer]; dicts by k."""
+
+    rows: np.ndarray
+    knn: dict[int, np.ndarray]
+    knn_boot: dict[int, np.ndarray]
+    knn_null: dict[int, np.ndarray]
+    linear_cka: np.ndarray
+    dimension_wise_correlation: np.ndarray
+    h_inv_final: float
+    linear_cka_boot: np.ndarray
+    dimension_wise_correlation_boot: np.ndarray
+    h_inv_final_boot: np.ndarray
+    linear_cka_null: np.ndarray
+    undefined: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def subsample_analysis(
+    base_layers: Sequence,
+    reasoning_layers: Sequence,
+    sequence_index,
+    n_sequences: int,
+    settings: HRSASettings,
+    *,
+    device=None,
+    constant_base: Sequence | None = None,
+    constant_reasoning: Sequence | None = None,
+) -> SubsampleAnalysis:
+    """Per layer i vs i on the shared subsample: k-NN overlap for every k, permutation nulls of
+    linear CKA and k-NN overlap, bootstrap-over-sequences replicates of the headline numbers."""
+    t0 = time.perf_counter()
+    xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
+    ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
+    n_layers = min(len(xs), len(ys))
+    final = n_layers - 1
+    dev = resolve_device(settings.device if device is None else device, *xs, *ys)
+    rows = subsample_rows(xs[0].n_rows, settings.knn_max_tokens, settings.seed)
+    n = rows.size
+    seq = np.asarray(sequence_index, dtype=np.int64)[rows]
+    ks = list(settings.knn_k)
+    if ks[-1] > n - 1:
+        raise DataError(
+            f"k-NN overlap with k = {ks[-1]} needs more than k tokens; the subsample "
+            f"has {n}. Lower hrsa.knn_k or use a larger probe dataset."
+        )
+    und = _Undefined()
+    weights = np.zeros((0, n))
+    if settings.bootstrap:
+        weights = und(
+            sequence_weights,
+            seq,
+            n_sequences,
+            settings.bootstrap,
+            np.random.SeedSequence([settings.seed, 1]),
+        )
+        weights = np.zeros((0, n)) if weights is None else weights
+    prng = torch.Generator().manual_seed(settings.seed + 2)
+    perms = [torch.randperm(n, generator=prng) for _ in range(settings.permutations)]
+    perms_dev = [p.to(dev) for p in perms]
+    invs = [torch.argsort(p) for p in perms_dev]
+    b, p_ = len(weights), len(perms)
+    out = SubsampleAnalysis(
+        rows,
+        {k: np.full(n_layers, _NAN) for k in ks},
+        {k: np.full((b, n_layers), _NAN) for k in ks},
+        {k: np.full((p_, n_layers), _NAN) for k in ks},
+        np.full(n_layers, _NAN),
+        np.full(n_layers, _NAN),
+        _NAN,
+        np.full((b, n_layers), _NAN),
+        np.full((b, n_layers), _NAN),
+        np.full(b, _NAN),
+        np.full((p_, n_layers), _NAN),
+    )
+    w_dev = torch.from_numpy(weights).to(dev) if b else None
+    with _exact_fp32_matmul():
+        for i in range(n_layers):
+            what = f"hidden state {i}"
+            x = xs[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
+            y = ys[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
+            if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
+                raise DataError(f"{what}: NaN or Inf in the subsampled rows")
+            nx = und(_neighbours_tensor, x, ks, name=f"base {what}")
+            ny = (
+                und(_neighbours_tensor, y, ks, name=f"reasoning {what}") if nx is not None else None
+            )
+            if ny is not None:
+                for k in ks:
+                    jac = jaccard_rows(nx[k], ny[k])
+                    out.knn[k][i] = float(jac.mean())
+                    if b:
+                        out.knn_boot[k][:, i] = ((w_dev @ jac) / w_dev.sum(1)).cpu().numpy()
+                    for q in range(p_):
+                        out.knn_null[k][q, i] = float(
+                            jaccard_rows(nx[k], invs[q][ny[k][perms_dev[q]]]).mean()
+                        )
+            del nx, ny
+            xc, mxs = centred(x)
+            yc, mys = centred(y)
+            del x, y
+            cx = torch.as_tensor(constant_base[i]).to(dev) if constant_base else mxs.constant
+            cy = (
+                torch.as_tensor(constant_reasoning[i]).to(dev)
+                if constant_reasoning
+                else mys.constant
+            )
+            obs = weighted_pair(xc, yc, None, cx, cy, with_h_inv=i == final)
+            out.linear_cka[i], out.dimension_wise_correlation[i] = (
+                obs.linear_cka,
+                obs.dimension_wise_correlation,
+            )
+            if i == final:
+                out.h_inv_final = obs.h_inv
+            for r in range(b):
+                rep = weighted_pair(xc, yc, w_dev[r], cx, cy, with_h_inv=i == final)
+                out.linear_cka_boot[r, i] = rep.linear_cka
+                out.dimension_wise_correlation_boot[r, i] = rep.dimension_wise_correlation
+                if i == final:
+                    out.h_inv_final_boot[r] = rep.h_inv
+            if p_:
+                sx = _self_terms_from_gram(_weighted_sum_products(xc, xc, None), n)
+                sy = _self_terms_from_gram(_weighted_sum_products(yc, yc, None), n)
+                for q in range(p_):
+                    v = und(permuted_cka, xc, yc, perms_dev[q], sx, sy)
+                    out.linear_cka_null[q, i] = _NAN if v is None else v
+            del xc, yc
+            log.info("subsample analysis: hidden state %d/%d done", i, final)
+    out.undefined = und.notes
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def _bias(replicates, estimate) -> float | None:
+    """Bootstrap bias estimate mean(replicates) - estimate (on the subsample)."""
+    r = np.asarray(replicates, dtype=np.float64)
+    r = r[np.isfinite(r)]
+    return float(r.mean() - estimate) if r.size and np.isfinite(estimate) else None
+
+
+@dataclass
+class HRSAResult:
+    """Everything one comparison produced; :meth:`records` and :meth:`summary` are the
+    ``metrics.csv`` rows and ``summary.json`` of the DESIGN.md contract."""
+
+    settings: HRSASettings
+    layerwise: LayerwiseSimilarity
+    subsample: SubsampleAnalysis
+    n_tokens: int
+    n_sequences: int
+    n_hidden_states: int
+    dim: int
+    device: str
+
+    # --- intervals ----------------------------------------------------------------------
+    def _interval(self, value: float, replicates) -> tuple:
+        return bootstrap_interval(value, replicates, self.settings.ci)
+
+    def _headline(self, value, replicates) -> dict:
+        lo, hi = self._interval(value, replicates)
+        return {"value": value, "ci_low": lo, "ci_high": hi}
+
+    # --- outputs --------------------------------------------------------------------------
+    def records(self) -> list[dict]:
+        lw, ss, ci = self.layerwise, self.subsample, self.settings.ci
+        nl = len(lw.debiased_cka)
+        rec = []
+
+        def row(metric, i, j, value, lo=None, hi=None, k=None):
+            rec.append(
+                {
+                    "metric": metric,
+                    "layer_base": i,
+                    "layer_reason": j,
+                    "k": k,
+                    "value": float(value),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                }
+            )
+
+        for name, full, boot in (
+            (
+                "dimension_wise_correlation",
+                lw.dimension_wise_correlation,
+                ss.dimension_wise_correlation_boot,
+            ),
+            ("linear_cka", lw.linear_cka, ss.linear_cka_boot),
+        ):
+            for i in range(full.shape[0]):
+                for j in range(full.shape[1]):
+                    lo = hi = None
+                    if i == j and i < nl:
+                        lo, hi = self._interval(full[i, i], boot[:, i])
+                    row(name, i, j, full[i, j], lo, hi)
+        for i in range(nl):
+            row("debiased_cka", i, i, lw.debiased_cka[i])
+        for i in range(nl):
+            lo = hi = None
+            if i == nl - 1:
+                lo, hi = self._interval(lw.procrustes_h_inv[i], ss.h_inv_final_boot)
+            row("procrustes_h_inv", i, i, lw.procrustes_h_inv[i], lo, hi)
+        for i in range(nl):
+            row("procrustes_residual", i, i, lw.procrustes_residual[i])
+        for i in range(nl):
+            for k in self.settings.knn_k:
+                lo, hi = self._interval(ss.knn[k][i], ss.knn_boot[k][:, i])
+                row("knn_overlap", i, i, ss.knn[k][i], lo, hi, k)
+        if ss.linear_cka_null.shape[0]:
+            for i in range(nl):
+                for k in self.settings.knn_k:
+                    null = ss.knn_null[k][:, i]
+                    row(
+                        "knn_overlap_null", i, i, np.mean(null), *percentile_interval(null, ci), k=k
+                    )
+            for i in range(nl):
+                null = ss.linear_cka_null[:, i]
+                row("linear_cka_null", i, i, np.mean(null), *percentile_interval(null, ci))
+        return rec
+
+    def summary(self, pair: str = "", stage: str = "", dataset: str = "") -> dict:
+        lw, ss, s = self.layerwise, self.subsample, self.settings
+        final = len(lw.debiased_cka) - 1
+        cka_diag = np.diagonal(lw.linear_cka)
+        corr_diag = np.diagonal(lw.dimension_wise_correlation)
+        headline = {
+            "linear_cka_diagonal_mean": self._headline(
+                float(np.mean(cka_diag)), ss.linear_cka_boot.mean(1)
+            ),
+            "linear_cka_final": self._headline(
+                float(cka_diag[final]), ss.linear_cka_boot[:, final]
+            ),
+            "dimension_wise_correlation_diagonal_mean": self._headline(
+                float(np.mean(corr_diag)), ss.dimension_wise_correlation_boot.mean(1)
+            ),
+            "dimension_wise_correlation_final": self._headline(
+                float(corr_diag[final]), ss.dimension_wise_correlation_boot[:, final]
+            ),
+            "h_inv_final": self._headline(float(lw.procrustes_h_inv[final]), ss.h_inv_final_boot),
+            "knn_overlap_mean": {
+                str(k): self._headline(float(np.mean(ss.knn[k])), ss.knn_boot[k].mean(1))
+                for k in s.knn_k
+            },
+        }
+        bias = {
+            "linear_cka_final": _bias(ss.linear_cka_boot[:, final], ss.linear_cka[final]),
+            "dimension_wise_correlation_final": _bias(
+                ss.dimension_wise_correlation_boot[:, final], ss.dimension_wise_correlation[final]
+            ),
+            "h_inv_final": _bias(ss.h_inv_final_boot, ss.h_inv_final),
+            "knn_overlap_mean": {
+                str(k): _bias(ss.knn_boot[k].mean(1), float(np.mean(ss.knn[k]))) for k in s.knn_k
+            },
+        }
+        n_perm = ss.linear_cka_null.shape[0]
+
+        def null_entry(null, observed):
+            return {
+                "mean": float(np.mean(null)) if n_perm else None,
+                "p_value": permutation_p_value(null, observed),
+                "n": n_perm,
+            }
+
+        null = {
+            "linear_cka_final": null_entry(
+                ss.linear_cka_null[:, final], float(ss.linear_cka[final])
+            ),
+            "knn_overlap_mean": {
+                str(k): null_entry(ss.knn_null[k].mean(1), float(np.mean(ss.knn[k])))
+                for k in s.knn_k
+            },
+        }
+        return jsonable(
+            {
+                "pair": pair,
+                "stage": stage,
+                "dataset": dataset,
+                "n_tokens": self.n_tokens,
+                "n_sequences": self.n_sequences,
+                "n_hidden_states": self.n_hidden_states,
+                "dim": self.dim,
+                "headline": headline,
+                "null": null,
+                "bootstrap_bias": bias,
+                "dropped_features": {
+                    "base": lw.dropped_base[final],
+                    "reasoning": lw.dropped_reasoning[final],
+                },
+                "dropped_features_per_layer": {
+                    "base": lw.dropped_base,
+                    "reasoning": lw.dropped_reasoning,
+                },
+                "undefined": lw.undefined + [u for u in ss.undefined if u not in lw.undefined],
+                "settings": {
+                    **s.as_dict(),
+                    "device_requested": s.device,
+                    "device": self.device,
+                    "subsample_tokens": int(ss.rows.size),
+                    "bootstrap_unit": "sequence",
+                    "ci_method": "bootstrap over sequences on the shared subsample: percentile "
+                    "interval of the replicates' deviations from their median, placed "
+                    "around the full-data estimate",
+                    "null_method": "rows of the reasoning model permuted on the shared subsample; "
+                    "p = (1 + #null >= observed) / (1 + n)",
+                    "dropped_features_layer": "final hidden state",
+                },
+                "seconds": {"layerwise": round(lw.seconds, 3), "subsample": round(ss.seconds, 3)},
+            }
+        )
+
+    def write(
+        self,
+        metrics: str | os.PathLike,
+        summary: str | os.PathLike,
+        *,
+        pair: str = "",
+        stage: str = "",
+        dataset: str = "",
+    ) -> tuple[Path, Path]:
+        """Atomically write ``metrics.csv`` and ``summary.json``."""
+        m = atomic_write_csv(metrics, METRICS_COLUMNS, self.records())
+        j = atomic_write_json(summary, self.summary(pair, stage, dataset))
+        return m, j
+
+
+def compare_stores(
+    base, reasoning, settings: HRSASettings | Mapping | None = None, *, verify: bool = False
+) -> HRSAResult:
+    """Full HRSA of two activation stores (paths or :class:`~hrsa.activations.ActivationStore`)
+    of the same dataset: checks that they are row-aligned, then streams every layer pair."""
+    from ..activations import ActivationStore, check_aligned
+
+    if not isinstance(settings, HRSASettings):
+        settings = HRSASettings.from_config(settings)
+    a = base if isinstance(base, ActivationStore) else ActivationStore(base)
+    b = reasoning if isinstance(reasoning, ActivationStore) else ActivationStore(reasoning)
+    if verify:
+        a.verify()
+        b.verify()
+    check_aligned(a, b)
+    if a.n_hidden_states != b.n_hidden_states:
+        raise PairMismatchError(
+            f"{a.path} has {a.n_hidden_states} hidden states, {b.path} has "
+            f"{b.n_hidden_states}; layer-by-layer HRSA needs equal depth"
+        )
+    if a.dim != b.dim:
+        raise PairMismatchError(
+            f"{a.path} has width {a.dim}, {b.path} has {b.dim}; dimension-wise "
+            "correlation and Procrustes need equal widths"
+        )
+    seq_index, position, sequences = a.sequence_index, a.position, a.sequences
+
+    def describe(r: int) -> str:
+        return (
+            f"sequence {sequences[int(seq_index[r])]['id']!r}, token position "
+            f"{int(position[r])} (row {r})"
+        )
+
+    xs = [
+        Source(a.layer(i), f"{a.path} hidden state {i}", describe) for i in range(a.n_hidden_states)
+    ]
+    ys = [
+        Source(b.layer(i), f"{b.path} hidden state {i}", describe) for i in range(b.n_hidden_states)
+    ]
+    dev = resolve_device(settings.device)
+    log.info(
+        "HRSA %s vs %s: N=%d tokens, %d sequences, %d hidden states, D=%d, device %s",
+        a.path,
+        b.path,
+        a.n_rows,
+        len(sequences),
+        a.n_hidden_states,
+        a.dim,
+        dev,
+    )
+    lw = layerwise_similarity(
+        xs,
+        ys,
+        chunk_size=settings.chunk_size,
+        device=dev,
+        accumulator_bytes=settings.accumulator_bytes,
+    )
+    log.info("layer-by-layer matrices done in %.1f s", lw.seconds)
+    ss = subsample_analysis(
+        xs,
+        ys,
+        seq_index,
+        len(sequences),
+        settings,
+        device=dev,
+        constant_base=lw.constant_base,
+        constant_reasoning=lw.constant_reasoning,
+    )
+    log.info("subsample analysis (%d tokens) done in %.1f s", ss.rows.size, ss.seconds)
+    return HRSAResult(
+        settings, lw, ss, a.n_rows, len(sequences), a.n_hidden_states, a.dim, str(dev)
+    )

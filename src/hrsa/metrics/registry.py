@@ -1,0 +1,142 @@
+"""The registry of HRSA metrics: each metric's level and declared invariances (paper Table 8).
+
+A metric is added in one place, by decorating its function::
+
+    @metric(level="geometry", invariant=("rotation", "permutation", "isotropic_scale",
+                                          "translation"),
+            variant=("anisotropic_scale", "general_linear"))
+    def linear_cka(X, Y): ...
+
+Transformations are applied to the first representation only (``X -> T(X)``, ``Y`` fixed), which
+is how "similar up to T" is defined: a metric is *invariant* to T when ``m(T(X), Y) = m(X, Y)``
+for every X, Y, and *variant* when it changes for generic data. ``tests/test_metrics_registry.py``
+walks this registry and checks every declared property on random data, so a declaration is a
+claim the test suite proves (Appendix B as executable property tests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+LEVELS = ("representation", "geometry", "function")
+
+#: X -> X Q (Haar orthogonal), X -> X P (feature permutation), X -> c X, X -> X + 1 t^T,
+#: X -> X diag(s) (positive, unequal), X -> X A (generic invertible).
+TRANSFORMS = (
+    "rotation",
+    "permutation",
+    "isotropic_scale",
+    "translation",
+    "anisotropic_scale",
+    "general_linear",
+)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registered metric. ``scalar(X, Y, labels)`` reduces it to the number the property
+    tests compare; ``function`` is the public callable."""
+
+    name: str
+    level: str
+    invariant: tuple[str, ...]
+    variant: tuple[str, ...]
+    function: Callable
+    scalar: Callable[..., float]
+    needs_labels: bool = False
+    description: str = ""
+    notes: str = ""
+    defaults: dict = field(default_factory=dict)
+
+
+REGISTRY: dict[str, MetricSpec] = {}
+
+
+def register(
+    name: str,
+    function: Callable,
+    *,
+    level: str,
+    invariant=(),
+    variant=(),
+    scalar: Callable[..., float] | None = None,
+    needs_labels: bool = False,
+    notes: str = "",
+    defaults: dict | None = None,
+) -> MetricSpec:
+    """Add a metric to :data:`REGISTRY` (names are unique; re-registering replaces)."""
+    if level not in LEVELS:
+        raise ValueError(f"{name}: level {level!r} not in {LEVELS}")
+    invariant, variant = tuple(invariant), tuple(variant)
+    unknown = {t for t in (*invariant, *variant) if t not in TRANSFORMS}
+    if unknown:
+        raise ValueError(f"{name}: unknown transformations {sorted(unknown)}; known: {TRANSFORMS}")
+    both = set(invariant) & set(variant)
+    if both:
+        raise ValueError(f"{name}: declared both invariant and variant to {sorted(both)}")
+    defaults = dict(defaults or {})
+    if scalar is None:
+
+        def scalar(X, Y, labels=None, _f=function, _kw=defaults):
+            return float(_f(X, Y, **_kw))
+
+    doc = (function.__doc__ or "").strip().splitlines()
+    spec = MetricSpec(
+        name,
+        level,
+        invariant,
+        variant,
+        function,
+        scalar,
+        needs_labels,
+        doc[0] if doc else "",
+        notes,
+        defaults,
+    )
+    REGISTRY[name] = spec
+    return spec
+
+
+def metric(
+    *,
+    level: str,
+    invariant=(),
+    variant=(),
+    name: str | None = None,
+    scalar: Callable[..., float] | None = None,
+    needs_labels: bool = False,
+    notes: str = "",
+    defaults: dict | None = None,
+):
+    """Decorator form of :func:`register`; returns the function unchanged."""
+
+    def wrap(function: Callable) -> Callable:
+        register(
+            name or function.__name__,
+            function,
+            level=level,
+            invariant=invariant,
+            variant=variant,
+            scalar=scalar,
+            needs_labels=needs_labels,
+            notes=notes,
+            defaults=defaults,
+        )
+        return function
+
+    return wrap
+
+
+def metrics(level: str | None = None) -> list[MetricSpec]:
+    """Registered metrics, optionally of one level: by level (representation, geometry,
+    function), then in registration order."""
+    chosen = [m for m in REGISTRY.values() if level is None or m.level == level]
+    return sorted(chosen, key=lambda m: LEVELS.index(m.level))
+
+
+def get_metric(name: str) -> MetricSpec:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"no metric {name!r}; registered: {sorted(REGISTRY)}") from None

@@ -1,0 +1,179 @@
+"""``results/report/README.md``: every table and figure, linked, with the paper item it reproduces."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hrsa.report.collect import PairInfo, pair_info
+from hrsa.report.output import write_text
+
+TABLES = {
+    1: "Mean embedding benchmark scores of the base- and reasoning-initialised embedding models "
+    "and their difference (mean ± std over seeds).",
+    2: "HRSA verdicts per pair and stage (coordinate basis, global and local geometry, linear "
+    "readout), derived from the numbers with the thresholds in `config['report']['verdicts']`.",
+    3: "Inverse row entropy H_inv of the Procrustes map O* on the final hidden state, LLMs and "
+    "their embedding models, on the main (CoT) dataset.",
+    4: "Mean k-NN overlap across layers (k = 5, 10, 50), LLMs and their embedding models.",
+    12: "H_inv of O* across datasets, base vs reasoning LLMs.",
+    13: "H_inv of O* across datasets, base vs reasoning embedding models.",
+}
+FIGURES = {
+    3: "Layer-by-layer heatmaps of dimension-wise correlation and linear CKA; rows LLM vs "
+    "embedding model, columns SFT vs RLVR pair.",
+    4: "Cross-model linear probe accuracy (train/dev/test), probe fitted on the base model and "
+    "evaluated on both.",
+    5: "Training dynamics: HRSA between the two embedding models at every training snapshot.",
+    6: "Dimension-wise correlation heatmaps of every LLM pair, per dataset.",
+    7: "Dimension-wise correlation heatmaps of every embedding-model pair, per dataset.",
+    8: "Linear CKA heatmaps of every LLM pair, per dataset.",
+    9: "Linear CKA heatmaps of every embedding-model pair, per dataset.",
+    10: "k-NN overlap over layers (one line per k) of every LLM pair, per dataset.",
+    11: "k-NN overlap over layers (one line per k) of every embedding-model pair, per dataset.",
+    12: "Cross-model linear probe of every LLM pair.",
+    13: "Cross-model linear probe of every embedding-model pair.",
+}
+FORMATS = {".csv": "CSV", ".md": "Markdown", ".png": "PNG", ".pdf": "PDF"}
+
+
+@dataclass
+class Entry:
+    """One report output (all its formats), what it reproduces and what it shows."""
+
+    stem: str
+    kind: str  # "table", "figure" or "pair"
+    order: tuple
+    reproduces: str
+    description: str
+    files: list[str] = field(default_factory=list)
+
+
+def describe(stem: str, pairs: Mapping[str, PairInfo]) -> Entry | None:
+    """The :class:`Entry` of an output named ``stem`` (path under the report folder, no suffix)."""
+    if match := re.fullmatch(r"table(\d+)", stem):
+        n = int(match.group(1))
+        return Entry(stem, "table", (n,), f"Table {n}", TABLES.get(n, ""))
+    if match := re.fullmatch(r"figure(\d+)", stem):
+        n = int(match.group(1))
+        return Entry(stem, "figure", (n, ""), f"Figure {n}", FIGURES.get(n, ""))
+    if match := re.fullmatch(r"figure5/(.+)", stem):
+        pair = pair_info(pairs, match.group(1))
+        return Entry(
+            stem,
+            "figure",
+            (5, pair.key),
+            "Figure 5",
+            f"{FIGURES[5]} Pair: {pair.short_name('emb')}.",
+        )
+    if match := re.fullmatch(r"pairs/(.+)", stem):
+        pair = pair_info(pairs, match.group(1))
+        return Entry(
+            stem,
+            "pair",
+            (pair.key,),
+            "Figures 6-11, one pair",
+            f"{pair.long_name()} ({pair.family}): dimension-wise correlation, linear CKA and k-NN "
+            "overlap for every stage and dataset on one page.",
+        )
+    return None
+
+
+def entries(
+    files: Iterable[str | os.PathLike], report_dir: str | os.PathLike, pairs: Mapping[str, PairInfo]
+) -> list[Entry]:
+    """Group output files by name into entries, tables then figures then per-pair pages."""
+    found: dict[str, Entry] = {}
+    for file in files:
+        relative = Path(os.path.relpath(file, report_dir))
+        if relative.suffix not in FORMATS:
+            continue
+        stem = relative.with_suffix("").as_posix()
+        entry = found.get(stem) or describe(stem, pairs)
+        if entry is None:
+            continue
+        found[stem] = entry
+        entry.files.append(relative.as_posix())
+    kinds = ("table", "figure", "pair")
+    ordered_entries = sorted(found.values(), key=lambda e: (kinds.index(e.kind), e.order))
+    for entry in ordered_entries:
+        entry.files.sort(key=lambda f: list(FORMATS).index(Path(f).suffix))
+    return ordered_entries
+
+
+def _links(entry: Entry) -> str:
+    return " · ".join(f"[{FORMATS[Path(f).suffix]}]({f})" for f in entry.files)
+
+
+def readme_text(
+    files: Iterable[str | os.PathLike],
+    report_dir: str | os.PathLike,
+    pairs: Mapping[str, PairInfo],
+    skipped: Mapping[str, str] | None = None,
+    verdicts_markdown: str | None = None,
+    example_figure: str = "figure3.png",
+) -> str:
+    """The README's Markdown: how to build, then one line per table and figure."""
+    found = entries(files, report_dir, pairs)
+    lines = [
+        "# HRSA report",
+        "",
+        "Every table and figure of *Do Reasoning Models Enhance Embedding Models?* reproduced from",
+        "this workflow's results (`results/hrsa/`, `results/mteb/`). Written by the report rules",
+        "(`rules/report.smk`); do not edit by hand.",
+        "",
+        "## Build",
+        "",
+        "```bash",
+        "make run                                          # the whole workflow, ends with this report",
+        "snakemake --cores 2 report_all                    # only the report (and what it needs)",
+        "snakemake --cores 2 results/report/table4.csv     # one table",
+        "snakemake --cores 2 results/report/pairs/PAIR.png # one pair's figures (PAIR: a config pair)",
+        "snakemake --report report.html                    # browsable HTML report with captions",
+        "make report                                       # the same, into results/report.html",
+        "```",
+        "",
+    ]
+    figure_files = {f for e in found for f in e.files}
+    if example_figure in figure_files:
+        lines += [f"![Figure 3 of this run]({example_figure})", ""]
+    for kind, heading in (("table", "Tables"), ("figure", "Figures"), ("pair", "Per pair")):
+        mine = [e for e in found if e.kind == kind]
+        if not mine:
+            continue
+        lines += [
+            f"## {heading}",
+            "",
+            "| Output | Reproduces | What it shows |",
+            "|:---|:---|:---|",
+        ]
+        lines += [f"| {e.stem}: {_links(e)} | {e.reproduces} | {e.description} |" for e in mine]
+        lines.append("")
+    if verdicts_markdown:
+        body = re.sub(r"^# .*\n+", "", verdicts_markdown.strip() + "\n")
+        lines += ["## Verdicts (Table 2)", "", body.rstrip(), ""]
+    if skipped:
+        lines += ["## Not built", ""]
+        lines += [f"- **{name}**: {reason}" for name, reason in skipped.items()]
+        lines.append("")
+    lines += [
+        "## Conventions",
+        "",
+        "- Heatmaps: y = base-model layer, x = reasoning-model layer, layer 0 = embedding output"
+        " (bottom left); dimension-wise correlation on RdBu_r fixed to [-1, 1], linear CKA on"
+        " viridis fixed to [0, 1]; grey cells have no value.",
+        "- Intervals in brackets (tables) and bands (figures) are the HRSA engine's confidence"
+        " intervals, shown where it computed them.",
+        "- Grid figures put SFT-tuned pairs on a light red background, as the paper does.",
+        "- `-Emb` names the embedding model trained from a backbone.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_readme(path: str | os.PathLike, **kwargs) -> None:
+    """Write :func:`readme_text` (``report_dir`` = the README's folder) atomically to ``path``."""
+    write_text(path, readme_text(report_dir=Path(path).parent, **kwargs))

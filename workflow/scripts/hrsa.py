@@ -1,0 +1,21 @@
+"""HRSA of one pair x stage x dataset: two activation stores -> metrics.csv + summary.json."""
+
+from hrsa.logs import limit_threads, to_file
+
+to_file(snakemake.log[0])
+limit_threads(snakemake.threads)
+
+from hrsa.metrics import HRSASettings, compare_stores  # noqa: E402
+
+result = compare_stores(
+    snakemake.input.base,
+    snakemake.input.reasoning,
+    HRSASettings.from_config(snakemake.params.settings),
+)
+result.write(
+    snakemake.output.metrics,
+    snakemake.output.summary,
+    pair=snakemake.wildcards.pair,
+    stage=snakemake.wildcards.stage,
+    dataset=snakemake.wildcards.dataset,
+)

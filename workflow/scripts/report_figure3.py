@@ -1,0 +1,17 @@
+"""Figure 3: heatmaps of dimension-wise correlation and linear CKA, LLM vs embedding model."""
+
+from hrsa.logs import to_file
+
+to_file(snakemake.log[0])
+
+from hrsa.report import collect, figures, style  # noqa: E402
+
+pairs = collect.pairs_from_config(snakemake.params.pairs, snakemake.params.models)
+fig = figures.figure3(
+    collect.read_metrics(snakemake.input.metrics),
+    pairs,
+    pair_keys=snakemake.params.figure_pairs,
+    dataset=snakemake.params.dataset,
+    stages=snakemake.params.stages,
+)
+style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

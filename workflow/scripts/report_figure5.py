@@ -1,0 +1,16 @@
+"""Figure 5: training dynamics of one pair, HRSA headline numbers against the training step."""
+
+from hrsa.logs import to_file
+
+to_file(snakemake.log[0])
+
+from hrsa.report import collect, figures, style  # noqa: E402
+
+pairs = collect.pairs_from_config(snakemake.params.pairs, snakemake.params.models)
+fig = figures.figure5(
+    collect.read_headlines(snakemake.input.summaries),
+    pairs[snakemake.wildcards.pair],
+    datasets=snakemake.params.datasets,
+    dataset_labels=snakemake.params.dataset_labels,
+)
+style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -1,0 +1,17 @@
+"""One pair's layer metrics (heatmaps and k-NN curves) for every stage and dataset."""
+
+from hrsa.logs import to_file
+
+to_file(snakemake.log[0])
+
+from hrsa.report import collect, figures, style  # noqa: E402
+
+pairs = collect.pairs_from_config(snakemake.params.pairs, snakemake.params.models)
+fig = figures.pair_overview(
+    collect.read_metrics(snakemake.input.metrics),
+    pairs[snakemake.wildcards.pair],
+    stages=snakemake.params.stages,
+    datasets=snakemake.params.datasets,
+    dataset_labels=snakemake.params.dataset_labels,
+)
+style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

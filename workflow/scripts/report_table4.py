@@ -1,0 +1,12 @@
+"""Table 4: mean k-NN overlap across layers for each k, LLMs and embedding models."""
+
+from hrsa.logs import to_file
+
+to_file(snakemake.log[0])
+
+from hrsa.report import collect, tables  # noqa: E402
+
+pairs = collect.pairs_from_config(snakemake.params.pairs, snakemake.params.models)
+headlines = collect.read_headlines(snakemake.input.summaries)
+table = tables.table4(headlines, pairs, dataset=snakemake.params.dataset)
+table.write(csv=snakemake.output.csv, markdown=snakemake.output.md)
