@@ -26,7 +26,8 @@ from pathlib import Path
 def build_model(root: Path, hidden: int, layers: int) -> Path:
     """A randomly initialised Qwen2-style model with the tiny tokenizer (no training needed)."""
     from hrsa.data import synthetic
-    from hrsa.tiny import build_model as make, build_tokenizer
+    from hrsa.tiny import build_model as make
+    from hrsa.tiny import build_tokenizer
 
     tok = build_tokenizer(synthetic.tokenizer_corpus(0), 512)
     model = make("qwen2", len(tok), 0, hidden_size=hidden, layers=layers)
@@ -77,13 +78,14 @@ def timed_extract(model_dir: Path, texts: Path, store: Path, batch_size: int) ->
 
 def child_peak(model_dir: Path, texts: Path, store: Path, batch_size: int, threads: int) -> dict:
     code = (
-        "import resource, json, torch; torch.set_num_threads(%d);"
+        f"import resource, json, torch; torch.set_num_threads({threads});"
         "from hrsa.activations import extract, ActivationStore;"
-        "extract(model=%r, texts=%r, store=%r, device='cpu', batch_size=%d);"
-        "s = ActivationStore(%r);"
+        f"extract(model={str(model_dir)!r}, texts={str(texts)!r}, store={str(store)!r},"
+        f" device='cpu', batch_size={batch_size});"
+        f"s = ActivationStore({str(store)!r});"
         "print(json.dumps({'peak_rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
         " 'n_tokens': s.n_rows}))"
-    ) % (threads, str(model_dir), str(texts), str(store), batch_size, str(store))
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     info = json.loads(out.stdout.strip().splitlines()[-1])
     info["store_mb"] = sum(f.stat().st_size for f in store.iterdir()) / 2**20
@@ -118,9 +120,16 @@ def main() -> None:
         small_mem = child_peak(model_dir, texts, root / "mem1", args.batch_size, args.threads)
         big_mem = child_peak(model_dir, big, root / "mem4", args.batch_size, args.threads)
     result = {
-        "setup": {"hidden": args.hidden, "layers": args.layers, "sequences": args.sequences,
-                  "batch_size": args.batch_size, "threads": args.threads, "tokens": n,
-                  "device": "cpu", "torch": torch.__version__},
+        "setup": {
+            "hidden": args.hidden,
+            "layers": args.layers,
+            "sequences": args.sequences,
+            "batch_size": args.batch_size,
+            "threads": args.threads,
+            "tokens": n,
+            "device": "cpu",
+            "torch": torch.__version__,
+        },
         "throughput": {
             "bare_forward_tokens_per_s": n / t_bare,
             "extract_tokens_per_s": n / t_ext,

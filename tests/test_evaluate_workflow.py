@@ -1,8 +1,6 @@
-"""The evaluation rules: paper-config dry run (offline) and a real default run to Table 1.
-
-The lead's Snakefile wires every stage; here a temporary Snakefile includes only common.smk,
-models.smk and evaluate.smk, with a stub for the training stage's checkpoints (contract 3), so
-these tests depend on nothing but the evaluation stage.
+"""The evaluation rules: paper-config dry run (offline), through a Snakefile that includes only
+common.smk, models.smk and evaluate.smk with a stub for the training stage's checkpoints. The real
+default run to Table 1 is part of the end-to-end test in tests/test_workflow.py.
 """
 
 import os
@@ -11,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,25 +135,3 @@ def test_paper_config_dry_runs_offline(tmp_path):
     assert "results/mteb/qwen3-0.6b/emb/seed2/MTEB_Multilingual_v2.csv" in out
     assert "results/mteb/simplerl-1.5b/backbone/seed0/BRIGHT.csv" in out
     assert not (work / "results").exists()
-
-
-@pytest.mark.slow
-def test_default_evaluation_produces_table1(tmp_path):
-    cfg = config_file(tmp_path, {"enabled": True, "evaluate_backbone": True})
-    start = time.perf_counter()
-    work, _ = snakemake(
-        tmp_path, "--cores", "2", "results/mteb/table1.csv", "--configfile", str(cfg)
-    )
-    wall = time.perf_counter() - start
-    results = work / "results" / "mteb"
-    for model in ("tiny-base", "tiny-reason", "tiny-sft"):
-        for stage in ("emb", "backbone"):
-            scores = pd.read_csv(results / model / stage / "seed0" / "HRSA-Local.csv")
-            assert (scores["status"] == "ok").all() and len(scores) == 6
-            assert list((results / model / stage / "seed0" / "HRSA-Local").rglob("*.json"))
-    table = pd.read_csv(results / "table1.csv")
-    assert set(table["pair"]) == {"tiny-small-update", "tiny-sft-control"}
-    assert table["delta_mean"].notna().all() and (table["n_seeds"] == 1).all()
-    assert len(pd.read_csv(results / "table1_backbone.csv")) == 2
-    assert "Tiny-Base / Tiny-Reason" in (results / "table1.md").read_text()
-    print(f"default evaluation stage incl. 3 tiny model builds: {wall:.0f} s")
