@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_path
 from .errors import DataError, PairMismatchError, StoreError
 
 log = logging.getLogger("hrsa.activations")
@@ -567,8 +568,5 @@ def write_pair_check(a: ActivationStore, b: ActivationStore, out: str | os.PathL
         },
         "same_tokenizer": a.manifest.get("tokenizer_sha256") == b.manifest.get("tokenizer_sha256"),
     }
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1))
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1))

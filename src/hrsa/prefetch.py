@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+from .atomic import atomic_path
 from .errors import ModelError
 
 
@@ -36,11 +37,8 @@ def prefetch_model(source: str, revision: str | None, record: str | os.PathLike)
         "resolved_revision": Path(path).name,
         "path": path,
     }
-    out = Path(record)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps(info, indent=1))
-    os.replace(tmp, out)
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(info, indent=1))
     return info
 
 

@@ -28,11 +28,11 @@ import json
 import logging
 import os
 import random
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, DataError
 from . import synthetic
 
@@ -364,19 +364,11 @@ def read_examples(
 
 def write_examples(examples: Iterable[ContrastiveExample], path: str | os.PathLike) -> int:
     """Write examples as JSONL, atomically. Returns the number written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     n = 0
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            for ex in examples:
-                fh.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
-                n += 1
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        for ex in examples:
+            fh.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
+            n += 1
     return n
 
 

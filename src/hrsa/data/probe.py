@@ -18,6 +18,7 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, DataError
 from . import synthetic
 
@@ -181,10 +182,6 @@ def load_probe_dataset(key: str, spec: dict) -> list[dict]:
 
 def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
     """Write records as JSONL atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as fh:
+    with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for r in records:
             fh.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)

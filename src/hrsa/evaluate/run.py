@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..errors import ConfigError, HRSAError
 from .names import LOCAL_BENCHMARK
 
@@ -116,11 +117,8 @@ def tidy_scores(cache, model_meta, tasks, benchmark: str) -> pd.DataFrame:
 
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a CSV atomically (temporary sibling, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
 
 
 def evaluate_benchmark(

@@ -28,20 +28,12 @@ import pandas as pd
 
 from hrsa.errors import ConfigError, DataError
 
+from ..evaluate.aggregate import TABLE1_COLUMNS  # the evaluation stage owns this contract
+
 KEYS = ["pair", "stage", "dataset"]
 METRICS_COLUMNS = ["metric", "layer_base", "layer_reason", "k", "value", "ci_low", "ci_high"]
 HEADLINE_COLUMNS = [*KEYS, "quantity", "k", "value", "ci_low", "ci_high"]
 PROBE_COLUMNS = ["direction", "split", "evaluated_on", "accuracy", "macro_f1", "weighted_f1"]
-TABLE1_COLUMNS = [
-    "pair",
-    "family",
-    "benchmark",
-    "base_mean",
-    "reasoning_mean",
-    "delta_mean",
-    "delta_std",
-    "n_seeds",
-]
 
 FAMILY_ORDER = ("SFT", "RLVR")
 """Families in display order (the paper shows the SFT control first)."""

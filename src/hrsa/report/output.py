@@ -2,29 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
+from ..atomic import atomic_path
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary sibling of ``path`` to write to; rename it onto ``path`` on success.
-
-    The temporary name keeps the suffix (writers that infer the format from it still work);
-    on error the temporary file is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+__all__ = ["atomic_path", "write_text"]
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
