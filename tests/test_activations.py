@@ -236,3 +236,12 @@ def test_stores_with_different_rows_are_refused(tmp_path):
     )
     with pytest.raises(PairMismatchError, match="sequence 's2' at token position 1"):
         check_aligned(a, c)
+
+
+def test_a_killed_writers_leftover_is_reclaimed_by_the_next_write(tmp_path):
+    stale = tmp_path / ".s.tmp-abc123"
+    stale.mkdir()
+    (stale / "hidden_000.npy").write_bytes(b"half written")
+    x = np.ones((2, 2), dtype=np.float32)
+    write_store(tmp_path / "s", [x], [1, 2], [0, 0], [0, 1], [{"id": "a"}])
+    assert sorted(os.listdir(tmp_path)) == ["s"]

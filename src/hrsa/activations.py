@@ -136,6 +136,10 @@ class StoreWriter:
             raise StoreError(f"storage_dtype must be float16 or float32, got {storage_dtype!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A job killed mid-write (e.g. at a SLURM time limit) leaves its temporary sibling behind;
+        # Snakemake runs one job per output, so any such leftover is stale: reclaim the disk.
+        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         self.n_rows, self.dim, self.n_hidden = n_rows, dim, n_hidden_states
         self.layers = [

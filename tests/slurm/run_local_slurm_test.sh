@@ -49,10 +49,38 @@ fail() { echo "[slurm-test] FAILED: $*" >&2; exit 1; }
   || fail "snakemake-executor-plugin-slurm is not installed in $VENV"
 
 # ------------------------------------------------------------------ cluster
+WORK=${HRSA_SLURM_WORKDIR:-$(mktemp -d /tmp/hrsa-slurm-test.XXXXXX)}
+mkdir -p "$WORK/bin"
 WE_STARTED=1
 if [ -s "$LOCAL_SLURM_STATE/slurmctld.pid" ] && kill -0 "$(cat "$LOCAL_SLURM_STATE/slurmctld.pid")" 2>/dev/null; then
   WE_STARTED=0   # brought up earlier by hand: leave it running
 fi
+BG_PID=""    # the Snakemake run (its `timeout` process) in flight, stopped by cleanup
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$BG_PID" ] && kill -0 "$BG_PID" 2>/dev/null; then
+    say "stopping Snakemake run $BG_PID"
+    kill -TERM "$BG_PID" 2>/dev/null
+    for _ in $(seq 1 60); do kill -0 "$BG_PID" 2>/dev/null || break; sleep 0.5; done
+  fi
+  # jobs of this test still queued or running (a failed run may leave some)
+  if [ -s "$WORK/run_ids" ] && command -v squeue >/dev/null; then
+    while read -r rid; do
+      ids=$(squeue -h --name "$rid" -t PENDING,RUNNING,SUSPENDED -o %A 2>/dev/null | tr '\n' ' ')
+      # shellcheck disable=SC2086
+      [ -z "${ids// }" ] || { say "cancelling leftover jobs $ids"; scancel $ids; }
+    done <"$WORK/run_ids"
+  fi
+  # only the daemons this run started (also after a start that failed half-way)
+  if [ "$WE_STARTED" = 1 ] && [ "${HRSA_SLURM_KEEP_DAEMONS:-0}" != 1 ]; then
+    "$HERE/stop-local-slurm.sh" || true
+  fi
+  say "work directory: $WORK (exit $rc)"
+}
+trap cleanup EXIT
+trap 'exit 143' INT TERM
+
 set +e
 "$HERE/start-local-slurm.sh"
 rc=$?
@@ -64,33 +92,6 @@ elif [ $rc != 0 ]; then
   fail "start-local-slurm.sh exited with $rc"
 fi
 T_UP=$((SECONDS - T0))
-
-WORK=${HRSA_SLURM_WORKDIR:-$(mktemp -d /tmp/hrsa-slurm-test.XXXXXX)}
-mkdir -p "$WORK/bin"
-BG_PID=""    # the Snakemake run (a `timeout` process) in flight, stopped by cleanup if any
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [ -n "$BG_PID" ] && kill -0 "$BG_PID" 2>/dev/null; then
-    say "stopping Snakemake run $BG_PID"
-    kill -TERM "$BG_PID" 2>/dev/null
-    for _ in $(seq 1 60); do kill -0 "$BG_PID" 2>/dev/null || break; sleep 0.5; done
-  fi
-  # jobs of this test that are still queued or running (a failed run may leave some)
-  if [ -s "$WORK/run_ids" ] && command -v squeue >/dev/null; then
-    while read -r rid; do
-      ids=$(squeue -h --name "$rid" -t PENDING,RUNNING,SUSPENDED -o %A 2>/dev/null | tr '\n' ' ')
-      # shellcheck disable=SC2086
-      [ -z "${ids// }" ] || { say "cancelling leftover jobs $ids"; scancel $ids; }
-    done <"$WORK/run_ids"
-  fi
-  if [ "$WE_STARTED" = 1 ] && [ "${HRSA_SLURM_KEEP_DAEMONS:-0}" != 1 ]; then
-    "$HERE/stop-local-slurm.sh" || true
-  fi
-  say "work directory: $WORK (exit $rc)"
-}
-trap cleanup EXIT
-trap 'exit 143' INT TERM
 
 # sbatch shim: records every submission line that Snakemake generates, then submits it.
 REAL_SBATCH=$(command -v sbatch)
@@ -120,8 +121,8 @@ cfg["activations"].update(max_sequences=None, max_tokens=400000)
 yaml.safe_dump(cfg, open(big, "w"), sort_keys=False)
 EOF
 
-# smk NAME ARGS...: run Snakemake through the slurm-local profile, output in $WORK/NAME.log
-# smk_bg NAME ARGS...: the same in the background; its `timeout` pid is in BG_PID
+# smk_bg NAME ARGS...: Snakemake through the slurm-local profile, in the background, output in
+# $WORK/NAME.log; its `timeout` pid is in BG_PID
 smk_bg() {
   local name=$1; shift
   : >"$WORK/$name.log"
@@ -133,6 +134,7 @@ smk_bg() {
 run_ids_of() { sed -n 's/.*SLURM run ID: \([^ ]*\).*/\1/p' "$WORK/$1.log" >>"$WORK/run_ids"; }
 # submitted NAME: the SLURM job id of the last job the run submitted (empty if none yet)
 submitted() { sed -n 's/.*submitted with SLURM jobid \([0-9]*\).*/\1/p' "$WORK/$1.log" | tail -1; }
+# smk NAME ARGS...: the same, waiting for it (in the background so that signals reach this script)
 smk() {
   local name=$1 rc=0; shift
   smk_bg "$name" "$@"

@@ -2,9 +2,11 @@
 with one process per GPU when the job has several (resumes from its latest checkpoint)."""
 
 from hrsa.logs import limit_threads, to_file
+from hrsa.prefetch import configure_hub
 
 to_file(snakemake.log[0])
 limit_threads(snakemake.threads)
+configure_hub(snakemake.config.get("hub"))
 
 from hrsa.train import launch  # noqa: E402
 
