@@ -29,15 +29,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__)
 
 def build_model(root: Path, hidden: int, layers: int) -> Path:
     """A randomly initialised Qwen2-style model with the tiny tokenizer (no training needed)."""
-    from hrsa.data import synthetic
-    from hrsa.tiny import build_model as make
-    from hrsa.tiny import build_tokenizer
+    from hrsa.tiny import build_untrained
 
-    tok = build_tokenizer(synthetic.tokenizer_corpus(0), 512)
-    model = make("qwen2", len(tok), 0, hidden_size=hidden, layers=layers)
-    model.save_pretrained(root / "model")
-    tok.save_pretrained(root / "model")
-    return root / "model"
+    return build_untrained(root / "model", hidden_size=hidden, layers=layers)
 
 
 def write_texts(path: Path, n: int) -> Path:

@@ -200,3 +200,21 @@ def build_tiny(
         raise
     log.info("built %s: %s", out, record)
     return record
+
+
+def build_untrained(
+    out: str | os.PathLike,
+    *,
+    arch: str = "qwen2",
+    hidden_size: int = 64,
+    layers: int = 4,
+    seed: int = 0,
+    vocab_size: int = 512,
+) -> Path:
+    """A randomly initialised model with the tiny tokenizer, no training (benchmarks, sizes)."""
+    tokenizer = build_tokenizer(synthetic.tokenizer_corpus(seed), vocab_size)
+    model = build_model(arch, len(tokenizer), seed, hidden_size=hidden_size, layers=layers)
+    out = Path(out)
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return out
