@@ -138,12 +138,16 @@ def make_accelerator(cfg: TrainConfig, source: str, revision: str | None = None)
         from accelerate.utils import FullyShardedDataParallelPlugin
 
         kwargs["fsdp_plugin"] = FullyShardedDataParallelPlugin(
-            sharding_strategy="FULL_SHARD",
+            # FSDP2 (torch's fully_shard): the same code on GPUs and on CPU processes over gloo,
+            # where FSDP1 refuses a CPU compute device; reshard after forward = FULL_SHARD
+            fsdp_version=2,
+            reshard_after_forward=True,
             auto_wrap_policy="transformer_based_wrap",
             transformer_cls_names_to_wrap=_layer_classes(source, revision, cfg),
             state_dict_type="SHARDED_STATE_DICT",
-            use_orig_params=True,
-            sync_module_states=True,
+            # every rank loads the same weights from disk, so syncing them is only a safeguard;
+            # accelerate can sync on an accelerator only (it refuses on CPU, as in the rehearsal)
+            sync_module_states=cuda,
             activation_checkpointing=False,  # the model's own gradient checkpointing is used
         )
     elif cfg.fsdp:
@@ -153,7 +157,25 @@ def make_accelerator(cfg: TrainConfig, source: str, revision: str | None = None)
     # accelerate keeps one global state per process; a second run in the same process (tests, a
     # notebook) with other settings would be refused. The process group itself is kept.
     AcceleratorState._reset_state()
-    return Accelerator(cpu=not cuda, mixed_precision=mixed, **kwargs)
+    accelerator = Accelerator(cpu=not cuda, mixed_precision=mixed, **kwargs)
+    if "fsdp_plugin" in kwargs and not cuda:
+        # accelerate switches to FSDP only for accelerator devices and silently trains CPU
+        # processes with DDP instead. torch's FSDP itself runs on CPU over gloo, so the state is
+        # set to FSDP by hand: the CPU rehearsal of paper.yaml then runs the same wrapping,
+        # sharded state and state-dict gathering as a GPU job (training_summary.json records
+        # the distributed type that actually ran).
+        from accelerate.utils import DistributedType
+
+        plugin = kwargs["fsdp_plugin"]
+        if mixed != "no":
+            plugin.set_mixed_precision(mixed)
+        from accelerate.state import PartialState
+
+        # AcceleratorState copies PartialState's fields whenever it is instantiated again
+        PartialState._shared_state["distributed_type"] = DistributedType.FSDP
+        accelerator.state.distributed_type = DistributedType.FSDP
+        accelerator.state.fsdp_plugin = plugin
+    return accelerator
 
 
 def _fingerprint(source, revision, data_sha, cfg: TrainConfig, world_size: int) -> str:
@@ -254,14 +276,15 @@ def train_embedding_model(
                 gradient_checkpointing_kwargs={"use_reentrant": False}
             )
     model.train()
-    embedder = accelerator.prepare(MeanPoolEmbedder(model))
+    embedder = MeanPoolEmbedder(model)
     optimizer = torch.optim.AdamW(
         parameter_groups(embedder, cfg.weight_decay), lr=cfg.learning_rate
     )
     from transformers import get_cosine_schedule_with_warmup
 
     scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
-    optimizer = accelerator.prepare(optimizer)
+    # together: FSDP2 swaps the optimizer's parameters for the sharded ones
+    embedder, optimizer = accelerator.prepare(embedder, optimizer)
     # The scheduler is stepped by hand once per global step (accelerate would step it once per
     # process); registering it puts it into the saved state.
     accelerator.register_for_checkpointing(scheduler)
@@ -421,6 +444,13 @@ def train_embedding_model(
             "mean_loss_first": sum(losses[:k]) / k,
             "mean_loss_last": sum(losses[-k:]) / k,
             "attention_bidirectional_verified": bidirectional,
+            # what actually ran (the rehearsal of paper.yaml asserts these)
+            "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
+            "mixed_precision": str(accelerator.mixed_precision),
+            "gradient_checkpointing": bool(
+                getattr(model, "is_activation_checkpointing", None)
+                or getattr(model, "is_gradient_checkpointing", False)
+            ),
             "save_dtype": str(save_dtype).removeprefix("torch."),
             "peak_memory_mb": _peak_memory_mb(device),
             "resumed_from_step": start_step,
