@@ -1,5 +1,7 @@
 # Activation stores (DESIGN.md contract 1), keyed by model so shared backbones run once.
 
+from hrsa.activations import extraction_settings
+
 
 rule extract_activations:
     input:
@@ -28,11 +30,14 @@ rule extract_activations:
             if wc.stage in ("backbone", "step0")
             else "bidirectional"
         ),
-        settings={
-            k: v
-            for k, v in config["activations"].items()
-            if k not in ("attention", "gpus")
-        },
+        # labelled datasets feed the cross-model probe: their stores ignore the caps (every row)
+        settings=lambda wc: extraction_settings(
+            config["activations"],
+            wc.dataset,
+            keep_all=[
+                d for d, s in config["probe_datasets"].items() if s.get("labelled")
+            ],
+        ),
         device=config.get("device", "auto"),
     script:
         "../workflow/scripts/extract_activations.py"

@@ -1,5 +1,7 @@
 # Probe datasets: generated offline, read from a local file, or downloaded (a local rule, so on a
-# cluster it runs on the submit node, which has internet).
+# cluster it runs on the submit node, which has internet, as part of the `prefetch` target).
+# Registry sources are read through hrsa.data.remote: `data_mirror` points them at local copies;
+# files at URLs (the CoT traces) are cached under hub.cache_dir, else results/prefetch/data.
 
 
 localrules:
@@ -17,6 +19,8 @@ rule probe_data:
         "../envs/hrsa.yaml"
     params:
         spec=lambda wc: config["probe_datasets"][wc.dataset],
-        cache_dir=config.get("hub", {}).get("cache_dir"),
+        hf_home=config.get("hub", {}).get("cache_dir"),
+        cache_dir=config.get("hub", {}).get("cache_dir") or "results/prefetch/data",
+        mirror=config.get("data_mirror"),
     script:
         "../workflow/scripts/probe_data.py"

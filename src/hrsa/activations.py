@@ -434,6 +434,21 @@ def select_sequences(
     return kept
 
 
+def extraction_settings(activations: dict, dataset: str, keep_all: Sequence[str] = ()) -> dict:
+    """Keyword arguments of :func:`extract` for ``dataset`` from ``config["activations"]``.
+
+    The stores of the datasets in ``keep_all`` keep every sequence: ``max_sequences`` and
+    ``max_tokens`` are dropped for them. The workflow passes the labelled datasets, whose stores
+    feed the cross-model probe, so the probe sees the whole labelled dataset (the paper's AG News
+    probe uses all 7,600 test rows) whatever the caps.
+    """
+    settings = {k: v for k, v in activations.items() if k not in ("attention", "gpus")}
+    if dataset in keep_all:
+        settings["max_sequences"] = None
+        settings["max_tokens"] = None
+    return settings
+
+
 def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
     """Indices sorted by length (longest first, ties by index), cut into batches."""
     order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
@@ -453,7 +468,7 @@ def extract(
     device: str = "auto",
     max_sequences: int | None = None,
     max_tokens: int | None = None,
-    max_length: int = 512,
+    max_length: int | None = 512,
     batch_size: int = 8,
     storage_dtype: str = "float16",
     seed: int = 0,
@@ -470,10 +485,11 @@ def extract(
         model, revision=revision, dtype=dtype, attention=attention, device=device
     )
     dev = next(net.parameters()).device
+    # max_length None: no truncation, as the authors' code (max_length=131072) effectively ran
     encoded = tokenizer(
         [r["text"] for r in records],
         add_special_tokens=False,
-        truncation=True,
+        truncation=max_length is not None,
         max_length=max_length,
     )["input_ids"]
     lengths = [len(ids) for ids in encoded]
