@@ -11,11 +11,7 @@ EVAL_PROMPTS = EVALUATION.get("prompts", "config/prompts.yaml")
 if not os.path.isabs(EVAL_PROMPTS) and not os.path.exists(EVAL_PROMPTS):
     EVAL_PROMPTS = os.path.join(workflow.basedir, EVAL_PROMPTS)  # run with -d elsewhere
 EVAL_MODELS = trained_models()
-if TRAINING.get("seeds") is not None and not set(EVAL_SEEDS) <= set(TRAINING["seeds"]):
-    raise ValueError(
-        f"config key evaluation.seeds: {EVAL_SEEDS} are not all training seeds "
-        f"({TRAINING['seeds']})"
-    )
+# evaluation seeds are training seeds: checked with the config (hrsa.config.check_plan)
 # (model, stage, seed, benchmark slug) of every run; a backbone is deterministic, so it is
 # evaluated once and filed under the first seed.
 EVAL_RUNS = [

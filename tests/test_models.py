@@ -84,3 +84,21 @@ def test_fine_tune_recipe_needs_its_base(tmp_path):
         build_tiny(tmp_path / "r", recipe="reason", init=None, steps=1)
     with pytest.raises(ConfigError, match="unknown tiny recipe"):
         build_tiny(tmp_path / "r", recipe="rlhf")
+
+
+def test_embedding_recipe_is_a_sentence_transformer_with_word_overlap_geometry(tmp_path):
+    """The tiny stand-in miner loads like Qwen3-Embedding (modules.json) and ranks by overlap."""
+    from sentence_transformers import SentenceTransformer
+
+    from hrsa.tiny import build_tiny
+
+    build_tiny(tmp_path / "miner", recipe="embedding", seed=0, hidden_size=32)
+    assert (tmp_path / "miner" / "modules.json").is_file()
+    model = SentenceTransformer(str(tmp_path / "miner"), device="cpu")
+    emb = model.encode(
+        ["the market rallied today", "the market rallied", "a storm hit the coast"],
+        normalize_embeddings=False,
+    )
+    sims = emb @ emb.T
+    assert abs(float(sims[0, 0]) - 1.0) < 1e-5  # normalised by the model itself
+    assert sims[0, 1] > sims[0, 2] + 0.2

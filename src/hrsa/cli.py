@@ -77,6 +77,24 @@ def _check_pair(args) -> None:
     print("aligned")
 
 
+def _rehearsal_config(args) -> None:
+    from .rehearsal import write_rehearsal_config
+
+    settings = {"seeds": args.seeds} if args.seeds is not None else {}
+    write_rehearsal_config(args.paper, args.out, **settings)
+    print(f"wrote {args.out}")
+
+
+def _rehearsal_mirror(args) -> None:
+    import yaml
+
+    from .config import validate_config
+    from .rehearsal import write_mirror
+
+    cfg = validate_config(yaml.safe_load(open(args.config)))
+    print(f"wrote {write_mirror(cfg, args.root)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="hrsa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -115,6 +133,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("a")
     p.add_argument("b")
     p.set_defaults(func=_check_pair)
+    p = sub.add_parser(
+        "rehearsal-config", help="derive the CPU rehearsal of the paper config (hrsa.rehearsal)"
+    )
+    p.add_argument("paper", help="the paper config, e.g. config/paper.yaml")
+    p.add_argument("-o", "--out", required=True)
+    p.add_argument("--seeds", type=int, help="keep the first N seeds (default: all)")
+    p.set_defaults(func=_rehearsal_config)
+    p = sub.add_parser(
+        "rehearsal-mirror", help="write the real-schema local data a config's data_mirror names"
+    )
+    p.add_argument("config")
+    p.add_argument("--root", default=".", help="the workflow's working directory")
+    p.set_defaults(func=_rehearsal_mirror)
     args = ap.parse_args(argv)
     try:
         args.func(args)

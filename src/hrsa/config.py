@@ -47,7 +47,60 @@ def validate_config(config: dict, schema_path: str | os.PathLike | None = None) 
             )
         raise ConfigError(f"config key {_key(err.absolute_path)}: {err.message}")
     _check_references(config)
+    check_plan(config)
     return config
+
+
+# TrainConfig's default global batch (hrsa.train.config imports torch, too slow for a Snakefile
+# parse; tests/test_config.py keeps the two equal).
+DEFAULT_GLOBAL_BATCH_SIZE = 32
+
+
+def check_plan(config: dict) -> None:
+    """Reject, before any job runs and naming the key, what the jobs would fail on later.
+
+    - a training source whose planned rows cannot fill one global batch (the batch scheduler
+      would drop it, or fail when none is left - after prefetch and mining have run);
+    - evaluation seeds that are not training seeds (there is no such embedding model);
+    - a Table 2 verdict ``knn_k`` that HRSA does not compute;
+    - a probe-dataset filter, text, label or id field the source does not declare.
+    """
+    training = config.get("training") or {}
+    if training.get("enabled"):
+        from .data.contrastive import planned_rows
+
+        batch = int(training.get("global_batch_size", DEFAULT_GLOBAL_BATCH_SIZE))
+        rows = planned_rows(training.get("data") or {})
+        short = {source: n for source, n in rows.items() if n < batch}
+        if short:
+            listed = ", ".join(f"{s} ({n} rows)" for s, n in sorted(short.items()))
+            raise ConfigError(
+                f"config key training.data: source(s) {listed} cannot fill one global batch of "
+                f"{batch} (training.global_batch_size); every batch is drawn from one source. "
+                "Give them more rows (training.data.rows / scale), drop them from "
+                "training.data.sources, or lower training.global_batch_size"
+            )
+        evaluation = config.get("evaluation") or {}
+        seeds = training.get("seeds")
+        if evaluation.get("enabled") and seeds is not None:
+            missing = sorted(set(evaluation.get("seeds", [0])) - set(seeds))
+            if missing:
+                raise ConfigError(
+                    f"config key evaluation.seeds: {missing} are not training seeds "
+                    f"(training.seeds: {list(seeds)}); no embedding model has them"
+                )
+    verdicts = (config.get("report") or {}).get("verdicts") or {}
+    knn_ks = config["hrsa"].get("knn_k", [5, 10, 50])
+    knn_k = verdicts.get("knn_k", 10)  # DEFAULT_THRESHOLDS["knn_k"] of hrsa.report.verdicts
+    if knn_k not in knn_ks:
+        raise ConfigError(
+            f"config key report.verdicts.knn_k: {knn_k} is not among hrsa.knn_k {knn_ks}; "
+            "Table 2's local-geometry verdict would have no number"
+        )
+    from .data.probe import check_spec
+
+    for key, spec in config["probe_datasets"].items():
+        check_spec(key, spec)
 
 
 def _check_references(config: dict) -> None:

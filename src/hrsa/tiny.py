@@ -9,8 +9,14 @@ Recipes (all deterministic from a seed, a minute or less on 2 CPU cores):
 * ``sft``    - the base after a *long, high-learning-rate* fine-tune on different (dialogue) text
   (a large update: the SFT control).
 
-Every model is saved with ``save_pretrained`` (causal-LM weights + tokenizer) and reloads offline
-with ``AutoModel`` / ``AutoTokenizer``.
+* ``embedding`` - not a language model: a tiny SentenceTransformer (static token embeddings, mean
+  pooled, normalised) on the same tokenizer, saved in sentence-transformers' format like
+  Qwen/Qwen3-Embedding-0.6B, the paper's hard-negative miner. It stands in for the miner: its
+  similarities follow word overlap, so the positive-aware margin finds negatives, which the
+  mean-pooled states of a tiny language model (all cosines near 1) cannot give.
+
+Every language model is saved with ``save_pretrained`` (causal-LM weights + tokenizer) and reloads
+offline with ``AutoModel`` / ``AutoTokenizer``.
 """
 
 from __future__ import annotations
@@ -156,8 +162,12 @@ def build_tiny(
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if recipe == "embedding":
+        return build_static_embedder(out, seed=seed, dim=hidden_size, vocab_size=vocab_size)
     if recipe not in RECIPES:
-        raise ConfigError(f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES)}")
+        raise ConfigError(
+            f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES) + ['embedding']}"
+        )
     make_texts, default_steps, default_lr = RECIPES[recipe]
     steps = default_steps if steps is None else steps
     lr = default_lr if lr is None else lr
@@ -185,12 +195,21 @@ def build_tiny(
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
     }
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _save_built(out, save, record)
+
+
+def _save_built(out: str | os.PathLike, save, record: dict) -> dict:
+    """Write a built model with ``save(tmp_dir)`` and its build record, then rename it onto
+    ``out``: a killed build leaves no directory that looks complete."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save(tmp)
         (tmp / "hrsa_build.json").write_text(json.dumps(record, indent=2))
         if out.exists():
             shutil.rmtree(out)
@@ -218,3 +237,21 @@ def build_untrained(
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
+
+
+def build_static_embedder(
+    out: str | os.PathLike, *, seed: int = 0, dim: int = 64, vocab_size: int = 512
+) -> dict:
+    """The ``embedding`` recipe: a SentenceTransformer of seeded random static token embeddings
+    (mean pooled, then normalised) on the tiny tokenizer, written atomically to ``out``."""
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, StaticEmbedding
+
+    tokenizer = build_tokenizer(synthetic.tokenizer_corpus(seed), vocab_size)
+    weights = np.random.default_rng(seed).standard_normal((len(tokenizer), dim)).astype("float32")
+    model = SentenceTransformer(
+        modules=[StaticEmbedding(tokenizer, embedding_weights=weights), Normalize()], device="cpu"
+    )
+    record = {"recipe": "embedding", "seed": seed, "dim": dim, "vocab_size": len(tokenizer)}
+    return _save_built(out, lambda tmp: model.save(str(tmp)), record)

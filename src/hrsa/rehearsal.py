@@ -1,0 +1,265 @@
+"""A full-fidelity rehearsal of ``config/paper.yaml`` that runs on a laptop CPU, offline.
+
+:func:`rehearsal_config` derives the rehearsal from the paper's configuration. It keeps every key
+and every code path of ``paper.yaml`` and swaps only what cannot exist on a machine without GPUs
+and without the Hugging Face Hub:
+
+* **models** - every hub model becomes a tiny model built locally (:mod:`hrsa.tiny`) with the
+  same architecture class (``architecture`` in ``paper.yaml``: Qwen2 or Qwen3) and the same
+  tokenizer relationship: the reasoning model of a pair is built from its base model and keeps its
+  tokenizer, as the real pairs share theirs; base models are plain language models. Widths and
+  depths shrink with the real ones (``hidden_size / 32``, ``num_layers / 7``);
+* **data** - ``data_mirror`` points every remote dataset (the 11 training sets, the CoT traces,
+  MMLU-Pro, AG News) at small local files in exactly the real source's schema, read by the same
+  loaders (:mod:`hrsa.data.remote`): only the file location differs. :func:`write_mirror` writes
+  them;
+* **GPUs** - ``training.gpus`` becomes 2 CPU processes over gloo; ``fsdp``, gradient
+  checkpointing and bf16 autocast stay switched on exactly as in ``paper.yaml``;
+* **sizes** - steps, batch sizes, rows, bootstrap replicates and the evaluation tasks (the
+  offline ``HRSA-Local`` benchmark instead of the hub benchmarks) shrink, by config only.
+
+``config/rehearsal.yaml`` is this function's output (``hrsa rehearsal-config``); a test keeps the
+file equal to it, so the rehearsal cannot drift from the paper's configuration. ``make rehearsal``
+writes the mirror and runs the workflow on it to the report (part of ``.ci/run``).
+
+What the rehearsal cannot prove: CUDA kernels, bf16 numerics on a GPU, NCCL collectives, memory
+and wall time at paper scale, the hub downloads and the real datasets' contents (only their
+schemas) - see docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+# Real architecture classes -> the tiny builder's architectures (hrsa.tiny.build_model).
+ARCHITECTURES = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
+
+HEADER = """\
+# GENERATED from config/paper.yaml by hrsa.rehearsal.rehearsal_config - do not edit by hand.
+# Regenerate: .venv/bin/hrsa rehearsal-config config/paper.yaml -o config/rehearsal.yaml --seeds N
+# with the settings recorded below (`make rehearsal-config` does it).
+# (tests/test_rehearsal.py fails when this file and paper.yaml drift apart).
+# The paper's configuration with only what cannot exist on a CPU machine without the Hub
+# swapped: tiny local models of the same architecture class, real-schema local data under
+# data_mirror, 2 CPU processes (gloo) instead of GPUs, smaller sizes. Run: make rehearsal
+"""
+
+DEFAULT_MIRROR = "results/rehearsal/mirror"
+
+
+def _tiny_width(hidden_size: int | None) -> int:
+    """About hidden_size / 32, a multiple of 16 (4 heads of a width divisible by 4), >= 32."""
+    if not hidden_size:
+        return 32
+    return max(32, 16 * round(hidden_size / 32 / 16))
+
+
+def _tiny_depth(num_layers: int | None) -> int:
+    return max(2, round((num_layers or 14) / 7))
+
+
+def _tiny_models(paper: dict, *, base_steps: int, tune_steps: int) -> dict:
+    models, pairs = paper["models"], paper["pairs"]
+    # A reasoning model is built from its pair's base; a model that is the reasoning member of
+    # one pair and the base of another (DS-R1-Distill-1.5B) is built once, from its own base.
+    parent: dict[str, tuple[str, str]] = {}
+    for name, pair in pairs.items():
+        reasoning = pair["reasoning"]
+        if reasoning in parent and parent[reasoning][0] != pair["base"]:
+            raise ConfigError(
+                f"config key pairs.{name}.reasoning: {reasoning!r} is the reasoning model of two "
+                "pairs with different bases; the rehearsal cannot build it from both"
+            )
+        parent[reasoning] = (pair["base"], pair["family"])
+    miner = ((paper.get("training") or {}).get("mining") or {}).get("model")
+    backbones = {p[role] for p in pairs.values() for role in ("base", "reasoning")}
+    out = {}
+    for key, spec in models.items():
+        if "build" in spec:
+            out[key] = copy.deepcopy(spec)
+            continue
+        arch_class = spec.get("architecture")
+        if arch_class not in ARCHITECTURES:
+            raise ConfigError(
+                f"config key models.{key}.architecture: {arch_class!r}; the rehearsal needs the "
+                f"real model's class, one of {sorted(ARCHITECTURES)}"
+            )
+        width, depth = _tiny_width(spec.get("hidden_size")), _tiny_depth(spec.get("num_layers"))
+        if key == miner and key not in backbones:
+            # the hard-negative miner (an embedding model, not a backbone): a tiny
+            # SentenceTransformer that loads like Qwen3-Embedding-0.6B does (hrsa.tiny)
+            build = {"recipe": "embedding", "seed": 0, "hidden_size": 64}
+        elif key in parent:
+            base, family = parent[key]
+            build = {
+                "recipe": "sft" if family == "SFT" else "reason",
+                "arch": ARCHITECTURES[arch_class],
+                "init": base,
+                "seed": 0,
+                "steps": tune_steps,
+            }
+        else:
+            build = {
+                "recipe": "base",
+                "arch": ARCHITECTURES[arch_class],
+                "seed": 0,  # one tokenizer for every tiny model, as the Qwen family shares one
+                "steps": base_steps,
+                "hidden_size": width,
+                "layers": depth,
+            }
+        tiny = {k: v for k, v in spec.items() if k not in ("source", "revision")}
+        tiny["build"] = build
+        tiny["label"] = f"{spec.get('label', key)} (tiny)"
+        out[key] = tiny
+    # a reasoning model has its base's shape: record the shape the tiny model really has
+    for key, tiny in out.items():
+        root = key
+        while "init" in out[root].get("build", {}):
+            root = out[root]["build"]["init"]
+        build = out[root].get("build", {})
+        if "layers" in build:
+            tiny["hidden_size"], tiny["num_layers"] = build["hidden_size"], build["layers"]
+        elif build.get("recipe") == "embedding":
+            tiny["hidden_size"] = build["hidden_size"]
+    for key, tiny in out.items():  # checks: the init chain must end at a base model
+        init = tiny.get("build", {}).get("init")
+        if init is not None and init not in out:
+            raise ConfigError(f"config key models.{key}: base {init!r} is not a model key")
+    return out
+
+
+def rehearsal_config(
+    paper: dict,
+    *,
+    mirror: str = DEFAULT_MIRROR,
+    seeds: int | None = None,
+    processes: int = 2,
+    global_batch_size: int = 8,
+    mini_batch_size: int = 2,
+    max_steps: int = 4,
+    save_every: int = 2,
+    smallest_set_rows: int = 10,
+    base_steps: int = 60,
+    tune_steps: int = 15,
+    per_category: int = 4,
+    bootstrap: int = 10,
+    permutations: int = 5,
+    threads: int = 1,
+) -> dict:
+    """The rehearsal of ``paper`` (a parsed ``paper.yaml``): see the module docstring.
+
+    ``seeds`` keeps the first N training and evaluation seeds (None: all of the paper's).
+    ``smallest_set_rows`` sizes the training data: every set keeps its Table 7 share
+    (``training.data.scale``), the smallest with about this many rows (at least one global batch).
+    """
+    if global_batch_size % processes or (global_batch_size // processes) % mini_batch_size:
+        raise ConfigError(
+            "rehearsal: global_batch_size must split into processes x whole mini-batches"
+        )
+    cfg = copy.deepcopy(paper)
+    cfg["models"] = _tiny_models(paper, base_steps=base_steps, tune_steps=tune_steps)
+    cfg["data_mirror"] = mirror
+    # jobs here are mostly interpreter start-up: one thread each lets two run side by side
+    cfg["threads"] = threads
+
+    for key, spec in cfg["probe_datasets"].items():
+        if "stratify" in spec:
+            spec["stratify"] = {**spec["stratify"], "per_group": per_category}
+        if "limit" in spec:
+            spec["limit"] = min(int(spec["limit"]), 40)
+        if key == "cot":
+            spec.setdefault("tiers", ["hard"])
+
+    hrsa = cfg["hrsa"]
+    hrsa["bootstrap"] = min(int(hrsa.get("bootstrap", 0)), bootstrap)
+    hrsa["permutations"] = min(int(hrsa.get("permutations", 0)), permutations)
+
+    training = cfg.get("training")
+    if training:
+        from .data.contrastive import REGISTRY
+
+        sources = training.get("data", {}).get("sources") or list(REGISTRY)
+        smallest = min(REGISTRY[s].n_paper for s in sources if s in REGISTRY)
+        rows = max(smallest_set_rows, global_batch_size)
+        # the smallest set gets `rows` (rounding up), every other its Table 7 share
+        scale = float(f"{math.ceil(rows / smallest * 1e6) / 1e6:.6g}")
+        training["data"] = {**training.get("data", {}), "scale": scale}
+        training["gpus"] = processes
+        training.update(
+            global_batch_size=global_batch_size,
+            mini_batch_size=mini_batch_size,
+            max_steps=max_steps,
+            save_every=save_every,
+        )
+        if seeds is not None:
+            training["seeds"] = list(training["seeds"])[:seeds]
+    evaluation = cfg.get("evaluation")
+    if evaluation:
+        evaluation["benchmarks"] = ["HRSA-Local"]
+        evaluation.pop("tasks", None)
+        if seeds is not None:
+            evaluation["seeds"] = list(evaluation["seeds"])[:seeds]
+    return cfg
+
+
+SETTINGS_LINE = "# rehearsal settings: "
+
+
+def dump(cfg: dict, settings: dict | None = None) -> str:
+    """The YAML text of a rehearsal config: the generated-file header, the settings it was made
+    with (so the drift test can remake it) and the config."""
+    import json
+
+    line = SETTINGS_LINE + json.dumps(settings or {}, sort_keys=True) + "\n"
+    body = yaml.safe_dump(cfg, sort_keys=False, width=100, allow_unicode=True)
+    return HEADER + line + "\n" + body
+
+
+def read_settings(text: str) -> dict:
+    """The settings recorded by :func:`dump` in a rehearsal config's text."""
+    import json
+
+    for line in text.splitlines():
+        if line.startswith(SETTINGS_LINE):
+            return json.loads(line[len(SETTINGS_LINE) :])
+    raise ConfigError("not a generated rehearsal config: no settings line")
+
+
+def write_rehearsal_config(
+    paper_path: str | os.PathLike, out: str | os.PathLike, **settings
+) -> dict:
+    """Read ``paper_path``, write its rehearsal to ``out`` (atomically); return the config."""
+    from .atomic import atomic_path
+    from .config import validate_config
+
+    paper = yaml.safe_load(Path(paper_path).read_text())
+    cfg = validate_config(rehearsal_config(paper, **settings))
+    with atomic_path(out) as tmp:
+        tmp.write_text(dump(cfg, settings))
+    return cfg
+
+
+def write_mirror(cfg: dict, root: str | os.PathLike = ".", *, seed: int = 0) -> Path:
+    """Write the local, real-schema copies of every remote dataset ``cfg`` reads, at its
+    ``data_mirror`` (relative to ``root``, the workflow's working directory)."""
+    from .data.contrastive import planned_rows
+    from .data.probe_fixtures import write_probe_mirror
+    from .data.training_fixtures import write_training_mirror
+
+    if not cfg.get("data_mirror"):
+        raise ConfigError("config key data_mirror: the rehearsal needs a mirror directory")
+    mirror = Path(root) / cfg["data_mirror"]
+    write_probe_mirror(mirror, seed=seed)
+    training = cfg.get("training") or {}
+    if training.get("enabled") and training.get("data", {}).get("source") in ("hub", "local"):
+        planned = planned_rows(training["data"])
+        # a little more than asked, so the seeded sample is a real sample of the mirror
+        write_training_mirror(mirror, {k: n + max(2, n // 10) for k, n in planned.items()}, seed=seed)
+    return mirror
