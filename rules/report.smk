@@ -96,6 +96,25 @@ rule report_table4:
         "../workflow/scripts/report_table4.py"
 
 
+rule report_table7:
+    input:
+        **report_table7_inputs(),
+    output:
+        csv=report(
+            f"{REPORT}/table7.csv",
+            caption="../workflow/report/table7.rst",
+            category="Tables",
+            labels={"table": "Table 7"},
+        ),
+        md=f"{REPORT}/table7.md",
+    log:
+        "logs/report/table7.log",
+    conda:
+        "../envs/hrsa.yaml"
+    script:
+        "../workflow/scripts/report_table7.py"
+
+
 rule report_h_inv_table:
     input:
         summaries=lambda wc: hrsa_results(

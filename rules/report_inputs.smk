@@ -11,6 +11,9 @@
 #   include_table1     build Table 1 from results/mteb/table1.csv
 #                      (default: config["evaluation"]["enabled"] and training enabled)
 #   verdicts           thresholds of Table 2 (keys and defaults: hrsa.report.verdicts)
+# Table 7 (training data per set) is built when training is enabled, from the reports of the
+# contrastive_data and (if config["training"]["mining"]["enabled"], default true) mine_negatives
+# rules.
 # Embedding-model outputs (the "emb" stage: Figures 7, 9, 11, 13, Table 13, the lower rows of
 # Figures 3-4) exist for pairs that train (config["training"]["enabled"] and the pair's `train`,
 # default true); Figure 5 for those pairs on config["training"]["dynamics_datasets"] (default:
@@ -138,13 +141,26 @@ def report_dynamics_results(wildcards):
     )
 
 
+def report_table7_inputs():
+    """The training-data report and, when mining runs, the miner's report (Table 7)."""
+    mining = (config.get("training") or {}).get("mining") or {}
+    files = {"data": "results/data/train/contrastive.jsonl.report.json"}
+    if mining.get("enabled", True):
+        files["mining"] = "results/data/train/mined.jsonl.report.json"
+    return files
+
+
 def report_tables():
     numbers = [2, 3, 4, 12]
+    if report_training_enabled():
+        numbers.append(7)
     if "emb" in report_stages():
         numbers.append(13)
     if report_include_table1():
         numbers.insert(0, 1)
-    return [f"{REPORT}/table{n}.{ext}" for n in numbers for ext in ("csv", "md")]
+    return [
+        f"{REPORT}/table{n}.{ext}" for n in sorted(numbers) for ext in ("csv", "md")
+    ]
 
 
 def report_figures():
@@ -169,6 +185,10 @@ def report_skipped():
     if not report_include_table1():
         skipped["Table 1"] = (
             "no MTEB evaluation in this config (report.include_table1 / evaluation.enabled)."
+        )
+    if not report_training_enabled():
+        skipped["Table 7"] = (
+            "no contrastive training in this config (training.enabled)."
         )
     if "emb" not in report_stages():
         skipped["Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)"] = (

@@ -1,5 +1,7 @@
 # Contrastive training of the backbones into embedding models (DESIGN.md contract 3):
-# training data -> hard-negative mining -> one training job per (model, seed).
+# training data (each set sampled to its planned rows; Table 7 by default for hub/local data)
+# -> hard-negative mining (only rows without enough annotated negatives, plain queries, the
+# set's positives as the pool) -> one training job per (model, seed).
 
 
 include: "train_inputs.smk"
@@ -13,13 +15,15 @@ rule contrastive_data:
     input:
         list((TRAIN_DATA.get("files") or {}).values()),
     output:
-        "results/data/train/contrastive.jsonl",
+        data="results/data/train/contrastive.jsonl",
+        report="results/data/train/contrastive.jsonl.report.json",
     log:
         "logs/contrastive_data/contrastive.log",
     conda:
         "../envs/hrsa.yaml"
     params:
         data=TRAIN_DATA,
+        mirror=config.get("data_mirror"),
     script:
         "../workflow/scripts/contrastive_data.py"
 
@@ -57,9 +61,6 @@ rule mine_negatives:
             "batch_size": int(TRAIN_MINING.get("batch_size", 32)),
             "use_faiss": bool(TRAIN_MINING.get("use_faiss", False)),
             "max_length": int(TRAIN_MINING.get("max_length", 512)),
-            "template": TRAINING.get(
-                "instruction_template", "Instruct: {instruction}\nQuery: "
-            ),
         },
     script:
         "../workflow/scripts/mine_negatives.py"

@@ -115,13 +115,13 @@ def test_local_files_override_registry(tmp_path):
         "\n".join(json.dumps({"query": f"q{i}", "pos": [f"p{i}"], "neg": ["n"]}) for i in range(5))
     )
     out = C.build_training_data(
-        source="local", sources=["msmarco"], files={"msmarco": str(path)}, n_per_source=3
+        source="local", sources=["msmarco"], files={"msmarco": str(path)}, rows=3
     )
     assert len(out) == 3
     assert all(
         e.source == "msmarco" and e.instruction == C.REGISTRY["msmarco"].instruction for e in out
     )
-    with pytest.raises(ConfigError, match="no file for source 'nli'"):
+    with pytest.raises(ConfigError, match=r"no file for source\(s\) \['nli'\]"):
         C.build_training_data(source="local", sources=["nli"], files={})
 
 
@@ -130,8 +130,14 @@ def test_format_query():
     assert C.format_query("q", "") == ("", "q")
 
 
-def test_hub_source_offline_names_the_fix():
-    with pytest.raises(DataError, match="training.data.files.nli"):
+def test_hub_source_offline_names_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to find
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError, match="training dataset 'nli'.*(prefetch|data_mirror)"):
         C.load_hub("nli", limit=2)
+    with pytest.raises(DataError, match="dureader.*data_mirror"):
+        C.load_hub("dureader", limit=2)
+    with pytest.raises(DataError, match="no local copy"):
+        C.load_hub("nli", mirror=tmp_path / "empty-mirror")
     with pytest.raises(ConfigError, match="unknown training dataset"):
         C.load_hub("nope")

@@ -88,7 +88,7 @@ def expected(tables, figures, pairs, dynamics):
 def test_default_report_lists_every_table_and_figure(tmp_path):
     path = workdir(tmp_path)
     assert planned(path, "report_all") == expected(
-        tables=(1, 2, 3, 4, 12, 13),
+        tables=(1, 2, 3, 4, 7, 12, 13),
         figures=(3, 4, 6, 7, 8, 9, 10, 11, 12, 13),
         pairs=("sft", "prorl"),
         dynamics=("sft", "prorl"),
@@ -145,6 +145,18 @@ def test_named_targets_build_one_table_or_one_pair(tmp_path):
     assert planned(path, "results/report/pairs/prorl.png") == {"pairs/prorl.png", "pairs/prorl.pdf"}
 
 
+def test_table7_reads_the_training_data_reports(tmp_path):
+    path = workdir(tmp_path)
+    out = dry_run(path, "results/report/table7.csv")
+    assert "results/data/train/contrastive.jsonl.report.json" in out
+    assert "results/data/train/mined.jsonl.report.json" in out
+    config = json.loads((path / "config.json").read_text())
+    config["training"]["mining"] = {"enabled": False}
+    (path / "config.json").write_text(json.dumps(config))
+    out = dry_run(path, "results/report/table7.csv")
+    assert "contrastive.jsonl.report.json" in out and "mined.jsonl.report.json" not in out
+
+
 @pytest.mark.slow
 def test_full_report_run_and_html(tmp_path):
     path = workdir(tmp_path)
@@ -159,7 +171,7 @@ def test_full_report_run_and_html(tmp_path):
     report = path / "results" / "report"
     made = {p.relative_to(report).as_posix() for p in report.rglob("*") if p.is_file()}
     listed = expected(
-        tables=(1, 2, 3, 4, 12, 13),
+        tables=(1, 2, 3, 4, 7, 12, 13),
         figures=(3, 4, 6, 7, 8, 9, 10, 11, 12, 13),
         pairs=("sft", "prorl"),
         dynamics=("sft", "prorl"),

@@ -1,21 +1,30 @@
-"""Positive-aware hard-negative mining (paper Appendix A.2), via sentence-transformers.
+"""Hard-negative mining as the authors' ``datasets/mine_hard_neg.py`` runs it (Appendix A.2).
 
-For every source dataset separately, :func:`mine_negatives` embeds the queries (with the source's
-instruction) and the candidate corpus (the source's positives and any negatives it already has)
-with a configured embedding model, and keeps for each query the ``num_negatives`` most similar
-candidates whose similarity is at most ``(1 - relative_margin)`` times the positive's
-(``relative_margin=0.05``: the paper's 95% margin, NV-Retriever's TopK-PercPos). The search itself is
-``sentence_transformers.util.mine_hard_negatives``; this module adds the per-source loop, the
-instruction prompts, the authors' candidate window (``range_max`` = min(100, 10% of the source)),
-a per-model embedding cache, and a policy for queries with too few valid candidates:
+Policy, source dataset by source dataset (:func:`mine_negatives`):
 
-* the mined negatives come first; the example's own negatives (e.g. the generator's near-misses)
-  fill up to ``num_negatives``; the trainer repeats them if still short;
-* a query with no negative at all is dropped (counted in the report).
+* **Only what lacks negatives is mined.** An example that already has ``num_negatives``
+  annotated negatives (NLI's contradictions, MSMARCO's, the near-misses of two synthetic
+  sources) is kept exactly as it is - no embedding, no change. An example with fewer gets only
+  the shortfall, mined negatives appended after its annotated ones. A set of query-positive pairs
+  (NQ, SQuAD, TriviaQA, Quora, FEVER, two synthetic sources) is thus mined in full.
+* **No instruction.** Queries are embedded as plain text (no query prompt), passages too.
+* **The search pool is the set's positives**, deduplicated - not its negatives.
+* **Positive-aware margin**: a candidate is kept only if its similarity to the query is at most
+  ``(1 - relative_margin)`` times the positive's (``relative_margin=0.05``: the paper's 95%
+  margin, NV-Retriever's TopK-PercPos); the ``num_negatives`` most similar survivors are taken
+  (sampling ``"top"``) from a window of ``range_max`` = min(100, 10% of the set) candidates.
+* **Nothing found**: an example keeps what it had; one left with no negative at all is dropped
+  (the trainer needs negatives) and counted in the report.
 
-The mining model is a path or hub id: a sentence-transformers model (``modules.json``, e.g.
-Qwen/Qwen3-Embedding-0.6B) loads as it was published; a plain backbone (e.g. the tiny base model)
-is wrapped as bidirectional Transformer + mean Pooling + Normalize.
+The search itself is ``sentence_transformers.util.mine_hard_negatives``; this module adds the
+per-source loop, the policy above, the candidate window, a per-model embedding cache and the
+report (``<out>.report.json``: per source, rows kept with annotated negatives, rows mined, rows
+topped up, short and dropped, and rows written).
+
+The mining model (``training.mining.model``; the paper's is Qwen/Qwen3-Embedding-0.6B) is a path
+or hub id: a sentence-transformers model (``modules.json``) loads as it was published; a plain
+backbone (e.g. the tiny base model) is wrapped as bidirectional Transformer + mean Pooling +
+Normalize.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import math
 import os
 from pathlib import Path
 
-from .data.contrastive import DEFAULT_TEMPLATE, ContrastiveExample, group_by_source
+from .data.contrastive import ContrastiveExample, group_by_source
 from .errors import ConfigError, DataError, ModelError
 
 log = logging.getLogger("hrsa.mining")
@@ -86,20 +95,16 @@ def mine_negatives(
     relative_margin: float = 0.05,
     range_max: int = 100,
     range_max_fraction: float = 0.1,
-    template: str = DEFAULT_TEMPLATE,
     batch_size: int = 32,
     use_faiss: bool = False,
     cache_dir: str | os.PathLike | None = None,
-    keep_existing: bool = True,
 ) -> tuple[list[ContrastiveExample], dict]:
-    """Mine ``num_negatives`` hard negatives per query, source by source.
+    """Give every example ``num_negatives`` negatives by the policy of the module docstring.
 
-    ``model`` is a ``SentenceTransformer`` (see :func:`load_mining_model`). Returns the examples
-    with their negatives replaced, and a report with per-source counts and mean similarities.
+    ``model`` is a ``SentenceTransformer`` (see :func:`load_mining_model`); it is not used when
+    every example already has enough negatives. Returns the examples (input order within each
+    source, dropped ones left out) and a report with per-source counts.
     """
-    from datasets import Dataset
-    from sentence_transformers.util import mine_hard_negatives
-
     if num_negatives < 1:
         raise ConfigError(f"training.mining.num_negatives must be >= 1, got {num_negatives}")
     if not 0 <= relative_margin < 1:
@@ -112,85 +117,123 @@ def mine_negatives(
     report: dict = {
         "num_negatives": num_negatives,
         "relative_margin": relative_margin,
+        "sampling_strategy": "top",
+        "query_prompt": None,
+        "corpus": "positives of the set (deduplicated)",
         "sources": {},
     }
     for source, group in group_by_source(examples).items():
-        by_instruction: dict[str, list[ContrastiveExample]] = {}
-        for ex in group:
-            by_instruction.setdefault(ex.instruction, []).append(ex)
+        need = [ex for ex in group if len(ex.negatives) < num_negatives]
         counts = {
             "examples": len(group),
+            "kept_annotated": len(group) - len(need),
+            "to_mine": len(need),
+            "corpus": 0,
+            "range_max": 0,
             "mined_negatives": 0,
-            "mined_full": 0,
-            "filled_from_existing": 0,
+            "mined_rows": 0,
+            "topped_up": 0,
             "short": 0,
             "dropped": 0,
         }
-        for instruction, rows in by_instruction.items():
-            corpus = list(
-                dict.fromkeys(
-                    [ex.positive for ex in rows] + [n for ex in rows for n in ex.negatives]
+        found: dict[tuple[str, str], list[str]] = {}
+        if need:
+            corpus = list(dict.fromkeys(ex.positive for ex in group))
+            window = max(num_negatives, min(range_max, math.ceil(range_max_fraction * len(group))))
+            window = min(window, len(corpus) - 1)
+            counts |= {"corpus": len(corpus), "range_max": max(window, 0)}
+            if window >= 1:
+                found = _mine(
+                    need,
+                    corpus,
+                    model,
+                    num_negatives=num_negatives,
+                    relative_margin=relative_margin,
+                    range_max=window,
+                    batch_size=batch_size,
+                    use_faiss=use_faiss,
+                    cache_dir=cache_dir,
                 )
-            )
-            window = max(num_negatives, min(range_max, math.ceil(range_max_fraction * len(corpus))))
-            window = min(window, max(num_negatives, len(corpus) - 1))
-            if len(corpus) <= num_negatives:
-                raise DataError(
-                    f"source {source!r}: {len(corpus)} candidate passages cannot give "
-                    f"{num_negatives} negatives per query"
+            else:
+                log.warning(
+                    "source %r: %d distinct positives, nothing to mine", source, len(corpus)
                 )
-            prompt = template.format(instruction=instruction) if instruction else None
-            dataset = Dataset.from_dict(
-                {"query": [ex.query for ex in rows], "positive": [ex.positive for ex in rows]}
+        for ex in group:
+            if len(ex.negatives) >= num_negatives:
+                out.append(ex)  # annotated: untouched
+                continue
+            have = list(ex.negatives)
+            extra = [
+                n
+                for n in found.get((ex.query, ex.positive), [])
+                if n != ex.positive and n not in have
+            ][: num_negatives - len(have)]
+            if extra:
+                counts["mined_rows"] += 1
+                counts["mined_negatives"] += len(extra)
+                counts["topped_up"] += bool(have)
+            negatives = have + extra
+            if not negatives:
+                counts["dropped"] += 1
+                continue
+            if len(negatives) < num_negatives:
+                counts["short"] += 1
+            out.append(
+                ContrastiveExample(ex.query, ex.positive, tuple(negatives), ex.instruction, source)
             )
-            mined = mine_hard_negatives(
-                dataset,
-                model,
-                anchor_column_name="query",
-                positive_column_name="positive",
-                corpus=corpus,
-                range_max=window,
-                relative_margin=relative_margin,
-                num_negatives=num_negatives,
-                sampling_strategy="top",
-                query_prompt=prompt,
-                output_format="triplet",
-                batch_size=batch_size,
-                use_faiss=use_faiss,
-                verbose=False,
-                cache_folder=str(cache_dir) if cache_dir else None,
-            )
-            found: dict[tuple[str, str], list[str]] = {}
-            for row in mined:
-                found.setdefault((row["query"], row["positive"]), []).append(row["negative"])
-            for ex in rows:
-                negatives = found.get((ex.query, ex.positive), [])[:num_negatives]
-                counts["mined_negatives"] += len(negatives)
-                if len(negatives) >= num_negatives:
-                    counts["mined_full"] += 1
-                elif keep_existing and ex.negatives:
-                    extra = [n for n in ex.negatives if n not in negatives and n != ex.positive]
-                    if extra:
-                        counts["filled_from_existing"] += 1
-                    negatives = negatives + extra
-                negatives = negatives[:num_negatives]
-                if not negatives:
-                    counts["dropped"] += 1
-                    continue
-                if len(negatives) < num_negatives:
-                    counts["short"] += 1
-                out.append(
-                    ContrastiveExample(
-                        ex.query, ex.positive, tuple(negatives), ex.instruction, ex.source
-                    )
-                )
+        counts["written"] = counts["examples"] - counts["dropped"]
+        counts["policy"] = (
+            "kept" if not need else "mixed" if any(ex.negatives for ex in group) else "mined"
+        )
         report["sources"][source] = counts
-        log.info("mined %s: %s", source, counts)
+        log.info("mining %s: %s", source, counts)
     if not out:
         raise DataError(
             "mining found no negatives for any query; lower relative_margin or raise range_max"
         )
     return out, report
+
+
+def _mine(
+    rows: list[ContrastiveExample],
+    corpus: list[str],
+    model,
+    *,
+    num_negatives: int,
+    relative_margin: float,
+    range_max: int,
+    batch_size: int,
+    use_faiss: bool,
+    cache_dir,
+) -> dict[tuple[str, str], list[str]]:
+    """Mined negatives per (query, positive): plain queries, the positives as the pool."""
+    from datasets import Dataset
+    from sentence_transformers.util import mine_hard_negatives
+
+    dataset = Dataset.from_dict(
+        {"query": [ex.query for ex in rows], "positive": [ex.positive for ex in rows]}
+    )
+    mined = mine_hard_negatives(
+        dataset,
+        model,
+        anchor_column_name="query",
+        positive_column_name="positive",
+        corpus=corpus,
+        range_max=range_max,
+        relative_margin=relative_margin,
+        num_negatives=num_negatives,
+        sampling_strategy="top",
+        query_prompt=None,
+        output_format="triplet",
+        batch_size=batch_size,
+        use_faiss=use_faiss,
+        verbose=False,
+        cache_folder=str(cache_dir) if cache_dir else None,
+    )
+    found: dict[tuple[str, str], list[str]] = {}
+    for row in mined:
+        found.setdefault((row["query"], row["positive"]), []).append(row["negative"])
+    return found
 
 
 def mine_file(
@@ -210,7 +253,13 @@ def mine_file(
     from .data.contrastive import read_examples, write_examples
 
     examples = read_examples(data)
-    st_model = load_mining_model(model, revision=revision, device=device, max_length=max_length)
+    num_negatives = int(settings.get("num_negatives", 3))
+    needs_model = any(len(ex.negatives) < num_negatives for ex in examples)
+    st_model = (
+        load_mining_model(model, revision=revision, device=device, max_length=max_length)
+        if needs_model
+        else None
+    )
     if cache_dir is not None:
         cache_dir = Path(cache_dir) / _model_cache_key(model, revision)
     mined, report = mine_negatives(examples, st_model, cache_dir=cache_dir, **settings)

@@ -1,17 +1,17 @@
-"""Contrastive training examples (synthetic, hub or local files) -> one JSONL file."""
+"""Contrastive training examples (synthetic, hub or local files) -> one JSONL file + its report.
+
+Each set is sampled to the rows the config plans (hrsa.data.contrastive.planned_rows); remote
+sets are read through hrsa.data.remote (the Hub, its cache, or config["data_mirror"]).
+"""
 
 from hrsa.logs import to_file
 
 to_file(snakemake.log[0])
 
-from hrsa.data.contrastive import build_training_data, write_examples  # noqa: E402
+from hrsa.data.contrastive import report_path, write_training_data  # noqa: E402
 
-data = dict(snakemake.params.data)
-examples = build_training_data(
-    source=data.get("source", "synthetic"),
-    sources=data.get("sources"),
-    n_per_source=data.get("n_per_source", 64),
-    seed=int(data.get("seed", 0)),
-    files=data.get("files"),
+if str(report_path(snakemake.output.data)) != str(snakemake.output.report):
+    raise ValueError("the report must be <data>.report.json")
+write_training_data(
+    dict(snakemake.params.data), snakemake.output.data, mirror=snakemake.params.mirror
 )
-write_examples(examples, snakemake.output[0])

@@ -1,8 +1,8 @@
 """A small, made-up results tree in the workflow's layout, to preview the report without a run.
 
 ``write_example_results(root)`` writes, for two or three pairs, the files the report reads
-(``results/hrsa/{pair}/{stage}/{dataset}/metrics.csv``, ``summary.json``, ``probe.csv`` and
-``results/mteb/table1.csv``) with numbers shaped like the paper's: the SFT pair far apart, the
+(``results/hrsa/{pair}/{stage}/{dataset}/metrics.csv``, ``summary.json``, ``probe.csv``,
+``results/mteb/table1.csv`` and the training-data reports under ``results/data/train/``) with numbers shaped like the paper's: the SFT pair far apart, the
 RLVR pair close, embedding models closer than their backbones. The numbers are invented; they
 exercise every table and figure (tests, documentation), they are not results.
 
@@ -217,6 +217,39 @@ def table1_rows() -> list[dict]:
     return rows
 
 
+def training_data_reports(scale: float = 0.01, seed: int = 0) -> tuple[dict, dict]:
+    """Made-up reports of the contrastive_data and mine_negatives rules (Table 7's inputs), for
+    the 11 Table 7 sets at ``scale``: annotated sets kept, pair sets mined with a few drops."""
+    from hrsa.data.contrastive import REGISTRY
+
+    sets, sources = {}, {}
+    for i, (key, entry) in enumerate(REGISTRY.items()):
+        requested = max(1, round(entry.n_paper * scale))
+        sets[key] = {
+            "name": entry.name,
+            "n_paper": entry.n_paper,
+            "origin": entry.hub.describe(),
+            "verified": entry.verified,
+            "annotated_negatives": entry.annotated_negatives,
+            "requested": requested,
+            "available": requested * 2,
+            "used": requested,
+            "shortfall": 0,
+            "with_negatives": requested if entry.annotated_negatives else 0,
+        }
+        dropped = 0 if entry.annotated_negatives else 1 + i % 3
+        sources[key] = {
+            "examples": requested,
+            "kept_annotated": requested if entry.annotated_negatives else 0,
+            "mined_rows": 0 if entry.annotated_negatives else requested - dropped,
+            "dropped": dropped,
+            "written": requested - dropped,
+            "policy": "kept" if entry.annotated_negatives else "mined",
+        }
+    data = {"source": "hub", "seed": seed, "rows": "table7", "scale": scale, "sets": sets}
+    return data, {"num_negatives": 3, "relative_margin": 0.05, "sources": sources}
+
+
 def _write_csv(path: Path, rows: list[dict], columns: Sequence[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:
@@ -261,6 +294,11 @@ def write_example_results(
     if table1:
         rows = [r for r in table1_rows() if r["pair"] in pairs]
         _write_csv(root / "results" / "mteb" / "table1.csv", rows, list(rows[0]))
+    train = root / "results" / "data" / "train"
+    train.mkdir(parents=True, exist_ok=True)
+    data, mining = training_data_reports()
+    train.joinpath("contrastive.jsonl.report.json").write_text(json.dumps(data, indent=1))
+    train.joinpath("mined.jsonl.report.json").write_text(json.dumps(mining, indent=1))
     config = {
         "models": EXAMPLE_CONFIG["models"],
         "pairs": {k: v for k, v in EXAMPLE_CONFIG["pairs"].items() if k in pairs},

@@ -19,6 +19,9 @@ TABLES = {
     3: "Inverse row entropy H_inv of the Procrustes map O* on the final hidden state, LLMs and "
     "their embedding models, on the main (CoT) dataset.",
     4: "Mean k-NN overlap across layers (k = 5, 10, 50), LLMs and their embedding models.",
+    7: "Training data: rows of each contrastive training set used in this run (after seeded "
+    "sampling and hard-negative mining) next to the paper's Table 7 count, with each set's "
+    "source and how its negatives were obtained.",
     12: "H_inv of O* across datasets, base vs reasoning LLMs.",
     13: "H_inv of O* across datasets, base vs reasoning embedding models.",
 }

@@ -7,6 +7,7 @@ table with intervals in brackets when the engine computed them.
 - Table 1: mean embedding benchmark scores of the two embedding models of each pair;
 - Table 3: H_inv of the final hidden state per pair, backbone and embedding model (CoT dataset);
 - Table 4: mean k-NN overlap across layers for each k, backbone and embedding model;
+- Table 7: rows of each training set used (after sampling and mining) next to the paper's count;
 - Tables 12 / 13: H_inv across probe datasets, backbone / embedding model.
 """
 
@@ -258,6 +259,120 @@ def table1(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], digits: int = 2) 
         markdown += "\n" + " ".join(note) + "\n"
     return Table(
         title="Table 1: mean embedding benchmark performance",
+        frame=frame,
+        markdown=markdown,
+    )
+
+
+# --------------------------------------------------------------------------- Table 7
+
+
+def _count(value) -> str:
+    return (
+        "–"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else f"{int(value):,}"
+    )
+
+
+def table7(data_report: Mapping, mining_report: Mapping | None = None) -> Table:
+    """Table 7: rows of each training set actually used, next to the paper's Table 7 count.
+
+    ``data_report`` is the training-data report (``contrastive.jsonl.report.json``: rows
+    requested, available and sampled per set, source and verification); ``mining_report`` the
+    miner's (``mined.jsonl.report.json``: per set, rows kept with annotated negatives, mined and
+    dropped). Without mining, the sampled rows are the rows used.
+    """
+    mined_sources = (mining_report or {}).get("sources", {})
+    records, rows = [], []
+    for key, s in data_report.get("sets", {}).items():
+        m = mined_sources.get(key)
+        used = m["written"] if m else s["used"]
+        n_paper = s.get("n_paper")
+        if m:
+            negatives = {"kept": "annotated", "mined": "mined", "mixed": "annotated + mined"}[
+                m["policy"]
+            ]
+        else:
+            negatives = "annotated" if s.get("with_negatives") else "none"
+        records.append(
+            {
+                "key": key,
+                "dataset": s.get("name", key),
+                "n_paper": n_paper,
+                "requested": s["requested"],
+                "available": s["available"],
+                "sampled": s["used"],
+                "kept_annotated": m["kept_annotated"] if m else None,
+                "mined": m["mined_rows"] if m else None,
+                "dropped": m["dropped"] if m else 0,
+                "used": used,
+                "used_minus_paper": None if n_paper is None else used - n_paper,
+                "negatives": negatives,
+                "source": s.get("origin", ""),
+                "verified": s.get("verified"),
+            }
+        )
+        source = s.get("origin", "")
+        if s.get("verified") is False:
+            source += " (unverified)"
+        delta = "–" if n_paper is None else f"{used - n_paper:+,}"
+        rows.append([s.get("name", key), _count(n_paper), _count(used), delta, negatives, source])
+    frame = pd.DataFrame(
+        records,
+        columns=[
+            "key",
+            "dataset",
+            "n_paper",
+            "requested",
+            "available",
+            "sampled",
+            "kept_annotated",
+            "mined",
+            "dropped",
+            "used",
+            "used_minus_paper",
+            "negatives",
+            "source",
+            "verified",
+        ],
+    )
+    paper_total = sum(r["n_paper"] or 0 for r in records)
+    used_total = sum(r["used"] for r in records)
+    rows.append(
+        [
+            "**Total**",
+            _count(paper_total),
+            _count(used_total),
+            f"{used_total - paper_total:+,}",
+            "",
+            "",
+        ]
+    )
+    markdown = markdown_table(
+        ["Dataset", "Table 7", "Used", "Δ", "Negatives", "Source"], rows, align="lrrrll"
+    )
+    scale = data_report.get("scale", 1.0)
+    notes = [
+        f"Rows per set: `{data_report.get('rows')}`"
+        + (f" × scale {scale:g}" if scale != 1.0 else "")
+        + f", seeded sample (seed {data_report.get('seed', 0)}) of each source.",
+        "Used = rows in the training data after mining; a row left without any negative is "
+        "dropped.",
+    ]
+    short = [r["dataset"] for r in records if r["sampled"] < r["requested"]]
+    if short:
+        notes.append(f"Shortfall (fewer rows than requested): {', '.join(short)}.")
+    unverified = [r["dataset"] for r in records if r["verified"] is False]
+    if unverified:
+        notes.append(
+            "Unverified sources (closest public copy, see config/README.md): "
+            + ", ".join(unverified)
+            + "."
+        )
+    markdown += "\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return Table(
+        title="Table 7: training data, rows per dataset (paper vs this run)",
         frame=frame,
         markdown=markdown,
     )
