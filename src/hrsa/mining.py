@@ -55,7 +55,10 @@ def load_mining_model(
     try:
         if (is_local(source) and (path / "modules.json").is_file()) or not is_local(source):
             model = SentenceTransformer(str(source), revision=revision, device=dev)
-            model.max_seq_length = max_length
+            try:
+                model.max_seq_length = max_length
+            except AttributeError:  # static-embedding models have no sequence limit to set
+                pass
             return model
         if not (path / "config.json").is_file():
             raise ModelError(f"mining model {source!r} does not exist or holds no config.json")
