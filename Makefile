@@ -46,6 +46,7 @@ rehearsal: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
 	$(BIN)/snakemake -s $(CURDIR)/Snakefile -d $(REHEARSAL_DIR) --workflow-profile profiles/local \
 		--cores $(CORES) --resources gpu=2 --configfile $(CURDIR)/config/rehearsal.yaml
+	$(BIN)/hrsa rehearsal-check config/rehearsal.yaml --root $(REHEARSAL_DIR)
 
 report: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --report results/report.html

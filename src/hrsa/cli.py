@@ -95,6 +95,16 @@ def _rehearsal_mirror(args) -> None:
     print(f"wrote {write_mirror(cfg, args.root)}")
 
 
+def _rehearsal_check(args) -> None:
+    import json
+
+    import yaml
+
+    from .rehearsal import check_run
+
+    print(json.dumps(check_run(yaml.safe_load(open(args.config)), args.root), indent=1))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="hrsa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -146,6 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("--root", default=".", help="the workflow's working directory")
     p.set_defaults(func=_rehearsal_mirror)
+    p = sub.add_parser("rehearsal-check", help="assert what a finished rehearsal must show")
+    p.add_argument("config")
+    p.add_argument("--root", default=".", help="the workflow's working directory")
+    p.set_defaults(func=_rehearsal_check)
     args = ap.parse_args(argv)
     try:
         args.func(args)

@@ -263,3 +263,111 @@ def write_mirror(cfg: dict, root: str | os.PathLike = ".", *, seed: int = 0) -> 
         # a little more than asked, so the seeded sample is a real sample of the mirror
         write_training_mirror(mirror, {k: n + max(2, n // 10) for k, n in planned.items()}, seed=seed)
     return mirror
+
+
+def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
+    """Assert what a finished rehearsal (``cfg`` run in ``root``) must show, beyond "every job
+    succeeded": the GPU path's switches really ran, the paper's data rules held. Returns a summary;
+    raises :class:`~hrsa.errors.HRSAError` listing every failed check."""
+    import json
+
+    from .activations import ActivationStore
+    from .data.contrastive import REGISTRY
+    from .errors import HRSAError
+    from .train.config import snapshot_steps
+
+    root = Path(root)
+    res = root / "results"
+    failures: list[str] = []
+
+    def expect(ok: bool, what: str) -> None:
+        if not ok:
+            failures.append(what)
+
+    training = cfg.get("training") or {}
+    trained = sorted(
+        {
+            p[role]
+            for p in cfg["pairs"].values()
+            if p.get("train", True)
+            for role in ("base", "reasoning")
+        }
+    )
+    runs = {}
+    if training.get("enabled"):
+        snapshots = snapshot_steps(int(training["max_steps"]), int(training["save_every"]))
+        for model in trained:
+            for seed in training["seeds"]:
+                summary_path = res / "embeddings" / model / f"seed{seed}" / "training_summary.json"
+                if not summary_path.is_file():
+                    failures.append(f"{summary_path}: missing")
+                    continue
+                s = json.loads(summary_path.read_text())
+                where = f"{model} seed {seed}"
+                fsdp = training.get("fsdp") and int(training.get("gpus", 1)) > 1
+                expect(s["distributed_type"] == ("FSDP" if fsdp else s["distributed_type"]),
+                       f"{where}: trained with {s['distributed_type']}, not FSDP")
+                expect(s["world_size"] == max(1, int(training.get("gpus", 1))),
+                       f"{where}: {s['world_size']} processes")
+                if training.get("mixed_precision", "auto") != "auto":
+                    expect(s["mixed_precision"] == training["mixed_precision"],
+                           f"{where}: precision {s['mixed_precision']}")
+                expect(s["gradient_checkpointing"] == bool(training.get("gradient_checkpointing")),
+                       f"{where}: gradient checkpointing {s['gradient_checkpointing']}")
+                expect(s["snapshots"] == snapshots, f"{where}: snapshots {s['snapshots']}")
+                runs[f"{model}/seed{seed}"] = {
+                    k: s[k] for k in ("distributed_type", "mixed_precision", "world_size",
+                                      "first_loss", "last_loss", "wall_seconds_this_run")
+                }
+        data_report = res / "data" / "train" / "contrastive.jsonl.report.json"
+        mined_report = res / "data" / "train" / "mined.jsonl.report.json"
+        rows = {}
+        if data_report.is_file():
+            sets = json.loads(data_report.read_text())["sets"]
+            rows = {k: v["used"] for k, v in sets.items()}
+            from .data.contrastive import planned_rows
+
+            expect(rows == planned_rows(training["data"]), f"rows per set {rows} != the plan")
+        else:
+            failures.append(f"{data_report}: missing")
+        if (training.get("mining") or {}).get("enabled", True):
+            if mined_report.is_file():
+                mined = json.loads(mined_report.read_text())["sources"]
+                for key, counts in mined.items():
+                    annotated = REGISTRY[key].annotated_negatives if key in REGISTRY else None
+                    if annotated is not None:
+                        want = "kept" if annotated else "mined"
+                        expect(counts["policy"] == want,
+                               f"mining {key}: policy {counts['policy']}, the authors' is {want}")
+            else:
+                failures.append(f"{mined_report}: missing")
+        expect((res / "report" / "table7.csv").is_file(), "report/table7.csv missing")
+
+    # the probe dataset's store holds every row; the CoT store every correct trace, untruncated
+    probe_key = (cfg["hrsa"].get("probe") or {}).get("dataset")
+    stores = {}
+    for dataset in cfg["hrsa"].get("datasets", []):
+        texts = res / "data" / "probe" / f"{dataset}.jsonl"
+        n_rows = sum(1 for line in texts.open() if line.strip()) if texts.is_file() else 0
+        pair = next(iter(cfg["pairs"].values()))
+        store_dir = res / "activations" / pair["base"] / "backbone" / dataset
+        if not store_dir.is_dir():
+            failures.append(f"{store_dir}: missing")
+            continue
+        store = ActivationStore(store_dir)
+        n_seq = len(store.sequences)
+        stores[dataset] = {"rows": n_rows, "sequences": n_seq, "tokens": int(store.n_rows)}
+        acts = cfg["activations"]
+        uncapped = dataset == probe_key or not (acts.get("max_tokens") or acts.get("max_sequences"))
+        if uncapped:
+            expect(n_seq == n_rows, f"{dataset}: store keeps {n_seq} of {n_rows} sequences")
+        if acts.get("max_length") is None:
+            stores[dataset]["longest"] = max((s["n_tokens"] for s in store.sequences), default=0)
+    report = res / "report"
+    for name in ("README.md", "table2.csv", "table3.csv", "table4.csv"):
+        expect((report / name).is_file(), f"report/{name} missing")
+    if (cfg.get("evaluation") or {}).get("enabled"):
+        expect((report / "table1.csv").is_file(), "report/table1.csv missing")
+    if failures:
+        raise HRSAError("rehearsal check failed:\n- " + "\n- ".join(failures))
+    return {"training_runs": runs, "stores": stores, "report_files": len(list(report.rglob("*")))}
