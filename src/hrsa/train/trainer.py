@@ -448,8 +448,9 @@ def train_embedding_model(
             "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
             "mixed_precision": str(accelerator.mixed_precision),
             "gradient_checkpointing": bool(
-                getattr(model, "is_activation_checkpointing", None)
-                or getattr(model, "is_gradient_checkpointing", False)
+                getattr(model, "is_activation_checkpointing")  # transformers >= 5.2x
+                if hasattr(model, "is_activation_checkpointing")
+                else getattr(model, "is_gradient_checkpointing", False)
             ),
             "save_dtype": str(save_dtype).removeprefix("torch."),
             "peak_memory_mb": _peak_memory_mb(device),
