@@ -511,29 +511,6 @@ def _read_list_file(path: Path, where: str) -> list:
     return out
 
 
-def _hub_file(hub: HubSource, *, mirror, what: str) -> Path:
-    """A local copy of ``hub.data_files``: from the mirror, else the Hub (or its cache).
-
-    Files of JSON arrays cannot go through ``datasets``' JSON builder (it wants one object per
-    line), so list-layout sources are fetched as files and parsed here; the mirror layout is
-    :mod:`hrsa.data.remote`'s.
-    """
-    if mirror:
-        return remote.hub_mirror_file(mirror, hub.path, data_files=hub.data_files)
-    from huggingface_hub import hf_hub_download
-
-    try:
-        return Path(
-            hf_hub_download(hub.path, hub.data_files, repo_type="dataset", revision=hub.revision)
-        )
-    except Exception as exc:  # offline, not found, HTTP errors ...
-        raise DataError(
-            f"{what}: cannot fetch {hub.data_files!r} of {hub.path!r} (revision {hub.revision!r}) "
-            f"from the Hub or its cache ({exc}). Run `snakemake prefetch` on a node with "
-            "internet, set data_mirror to local copies, or give training.data.files."
-        ) from exc
-
-
 def hub_rows(key: str, *, mirror: str | os.PathLike | None = None):
     """The raw records of registry dataset ``key``, in the source's own schema.
 
@@ -546,7 +523,11 @@ def hub_rows(key: str, *, mirror: str | os.PathLike | None = None):
     hub = REGISTRY[key].hub
     what = f"training dataset {key!r}"
     if hub.layout == "list":
-        return _read_list_file(_hub_file(hub, mirror=mirror, what=what), f"{what} ({hub.path})")
+        # files of JSON arrays: datasets' JSON builder wants one object per line
+        path = remote.hub_file(
+            hub.path, hub.data_files, revision=hub.revision, mirror=mirror, what=what
+        )
+        return _read_list_file(path, f"{what} ({hub.path})")
     parts = []
     for name in hub.configs():
         ds = remote.load_hub_dataset(

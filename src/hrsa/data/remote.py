@@ -105,6 +105,30 @@ def load_hub_dataset(
         ) from exc
 
 
+def hub_file(
+    repo: str,
+    data_files: str,
+    *,
+    revision: str | None = None,
+    mirror: str | os.PathLike | None = None,
+    what: str = "dataset",
+) -> Path:
+    """A local copy of one file of the Hub dataset ``repo``: from the mirror, else the Hub (or
+    its cache). For files ``datasets`` cannot read as a table (e.g. one JSON array per line)."""
+    if mirror:
+        return hub_mirror_file(mirror, repo, data_files=data_files)
+    from huggingface_hub import hf_hub_download
+
+    try:
+        return Path(hf_hub_download(repo, data_files, repo_type="dataset", revision=revision))
+    except Exception as exc:  # offline, not found, HTTP errors ...
+        raise DataError(
+            f"{what}: cannot fetch {data_files!r} of {repo!r} (revision {revision!r}) from the "
+            f"Hub or its cache ({exc}). Prefetch it on a node with internet (`snakemake "
+            "prefetch`), or set data_mirror to local copies."
+        ) from exc
+
+
 def fetch_url(
     url: str,
     *,

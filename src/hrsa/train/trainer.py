@@ -448,7 +448,7 @@ def train_embedding_model(
             "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
             "mixed_precision": str(accelerator.mixed_precision),
             "gradient_checkpointing": bool(
-                getattr(model, "is_activation_checkpointing")  # transformers >= 5.2x
+                model.is_activation_checkpointing  # transformers >= 5.2x
                 if hasattr(model, "is_activation_checkpointing")
                 else getattr(model, "is_gradient_checkpointing", False)
             ),
