@@ -261,7 +261,9 @@ def write_mirror(cfg: dict, root: str | os.PathLike = ".", *, seed: int = 0) -> 
     if training.get("enabled") and training.get("data", {}).get("source") in ("hub", "local"):
         planned = planned_rows(training["data"])
         # a little more than asked, so the seeded sample is a real sample of the mirror
-        write_training_mirror(mirror, {k: n + max(2, n // 10) for k, n in planned.items()}, seed=seed)
+        write_training_mirror(
+            mirror, {k: n + max(2, n // 10) for k, n in planned.items()}, seed=seed
+        )
     return mirror
 
 
@@ -305,19 +307,34 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
                 s = json.loads(summary_path.read_text())
                 where = f"{model} seed {seed}"
                 fsdp = training.get("fsdp") and int(training.get("gpus", 1)) > 1
-                expect(s["distributed_type"] == ("FSDP" if fsdp else s["distributed_type"]),
-                       f"{where}: trained with {s['distributed_type']}, not FSDP")
-                expect(s["world_size"] == max(1, int(training.get("gpus", 1))),
-                       f"{where}: {s['world_size']} processes")
+                expect(
+                    s["distributed_type"] == ("FSDP" if fsdp else s["distributed_type"]),
+                    f"{where}: trained with {s['distributed_type']}, not FSDP",
+                )
+                expect(
+                    s["world_size"] == max(1, int(training.get("gpus", 1))),
+                    f"{where}: {s['world_size']} processes",
+                )
                 if training.get("mixed_precision", "auto") != "auto":
-                    expect(s["mixed_precision"] == training["mixed_precision"],
-                           f"{where}: precision {s['mixed_precision']}")
-                expect(s["gradient_checkpointing"] == bool(training.get("gradient_checkpointing")),
-                       f"{where}: gradient checkpointing {s['gradient_checkpointing']}")
+                    expect(
+                        s["mixed_precision"] == training["mixed_precision"],
+                        f"{where}: precision {s['mixed_precision']}",
+                    )
+                expect(
+                    s["gradient_checkpointing"] == bool(training.get("gradient_checkpointing")),
+                    f"{where}: gradient checkpointing {s['gradient_checkpointing']}",
+                )
                 expect(s["snapshots"] == snapshots, f"{where}: snapshots {s['snapshots']}")
                 runs[f"{model}/seed{seed}"] = {
-                    k: s[k] for k in ("distributed_type", "mixed_precision", "world_size",
-                                      "first_loss", "last_loss", "wall_seconds_this_run")
+                    k: s[k]
+                    for k in (
+                        "distributed_type",
+                        "mixed_precision",
+                        "world_size",
+                        "first_loss",
+                        "last_loss",
+                        "wall_seconds_this_run",
+                    )
                 }
         data_report = res / "data" / "train" / "contrastive.jsonl.report.json"
         mined_report = res / "data" / "train" / "mined.jsonl.report.json"
@@ -339,8 +356,10 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
                         # annotated sets keep their negatives (rows with fewer than
                         # num_negatives are topped up: "mixed"); the others are mined
                         want = ("kept", "mixed") if annotated else ("mined",)
-                        expect(counts["policy"] in want,
-                               f"mining {key}: policy {counts['policy']}, the authors' is {want}")
+                        expect(
+                            counts["policy"] in want,
+                            f"mining {key}: policy {counts['policy']}, the authors' is {want}",
+                        )
             else:
                 failures.append(f"{mined_report}: missing")
         expect((res / "report" / "table7.csv").is_file(), "report/table7.csv missing")

@@ -195,6 +195,7 @@ def build_tiny(
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
     }
+
     def save(tmp: Path) -> None:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
