@@ -98,18 +98,23 @@ def test_launch_with_two_processes_matches_one(tiny_models, tmp_path):
         num_processes=2,
     )
     assert two["world_size"] == 2 and one["world_size"] == 1
+    _assert_same_training(tmp_path / "one", tmp_path / "two", ["."])
+
+
+def _assert_same_training(dir_a, dir_b, model_dirs):
+    """Same losses and gradient norms at every step, and the same weights in ``model_dirs``."""
     logs = [
-        [json.loads(x) for x in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]
-        for d in ("one", "two")
+        [json.loads(x) for x in (d / "train_log.jsonl").read_text().splitlines()]
+        for d in (dir_a, dir_b)
     ]
     for a, b in zip(*logs, strict=True):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
-    wa, wb = (
-        load_file(tmp_path / "one/model.safetensors"),
-        load_file(tmp_path / "two/model.safetensors"),
-    )
-    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-3
+    for sub in model_dirs:
+        wa = load_file(dir_a / sub / "model.safetensors")
+        wb = load_file(dir_b / sub / "model.safetensors")
+        assert wa.keys() == wb.keys()
+        assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-3
 
 
 def test_fsdp_with_checkpointing_on_two_cpu_processes_matches_one_process(tiny_models, tmp_path):
@@ -129,19 +134,10 @@ def test_fsdp_with_checkpointing_on_two_cpu_processes_matches_one_process(tiny_m
     assert one["distributed_type"] == "NO"
     assert fsdp["distributed_type"] == "FSDP" and fsdp["world_size"] == 2
     assert fsdp["gradient_checkpointing"] is True
-    logs = [
-        [json.loads(x) for x in (tmp_path / d / "train_log.jsonl").read_text().splitlines()]
-        for d in ("one", "fsdp")
-    ]
-    for a, b in zip(*logs, strict=True):
-        assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
-        assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
     # every snapshot is gathered from the shards into one loadable model
-    for step in ("step1", "step2"):
-        wa = load_file(tmp_path / "one" / "checkpoints" / step / "model.safetensors")
-        wb = load_file(tmp_path / "fsdp" / "checkpoints" / step / "model.safetensors")
-        assert wa.keys() == wb.keys()
-        assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-3
+    _assert_same_training(
+        tmp_path / "one", tmp_path / "fsdp", [".", "checkpoints/step1", "checkpoints/step2"]
+    )
 
 
 def test_bf16_autocast_on_cpu_is_used_when_asked(tiny_models, tmp_path):

@@ -517,22 +517,3 @@ def write_jsonl(records: list[dict], path: str | os.PathLike) -> None:
     with atomic_path(path) as tmp, open(tmp, "w") as fh:
         for r in records:
             fh.write(json.dumps(r) + "\n")
-
-
-def write_probe_mirror(
-    mirror_dir: str | os.PathLike,
-    *,
-    seed: int = 0,
-    ag_news_rows: int = 200,
-    mmlu_pro_per_category: int = 8,
-) -> dict[str, list[Path]]:
-    """Small real-schema copies of every registry source in a data mirror; see
-    :func:`hrsa.data.probe_fixtures.write_probe_mirror` (re-exported here)."""
-    from .probe_fixtures import write_probe_mirror as write
-
-    return write(
-        mirror_dir,
-        seed=seed,
-        ag_news_rows=ag_news_rows,
-        mmlu_pro_per_category=mmlu_pro_per_category,
-    )
