@@ -425,13 +425,3 @@ def test_probe_data_rule_passes_the_mirror_and_a_cache_dir():
     assert "results/prefetch/data" in text
     script = (ROOT / "workflow" / "scripts" / "probe_data.py").read_text()
     assert "mirror=snakemake.params.mirror" in script
-
-
-def test_mirror_writer_is_reexported_from_the_probe_module(tmp_path):
-    files = probe.write_probe_mirror(tmp_path, ag_news_rows=8, mmlu_pro_per_category=4)
-    recs = load_probe_dataset(
-        "m",
-        {"registry": "mmlu_pro", "stratify": {"field": "category", "per_group": 4}},
-        mirror=tmp_path,
-    )
-    assert len(recs) == 56 and len(files["cot"]) == 4
