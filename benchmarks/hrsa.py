@@ -10,6 +10,9 @@ All ratios are measured in one run, on the same synthetic stores, on this machin
   pair, one self product per layer and model) against a plain numpy fp32 matmul of the same
   (N x D)^T (N x D) shape;
 * knn: exact cosine neighbour sets against scikit-learn's brute-force cosine search;
+* knn_cost_of_exactness: time of the exact k-NN search (fp64 answer at fp32 GEMM cost) over
+  the previous plain fp32 search, on the same rows with and without a large offset shared by
+  every row in one feature (where the fp32 sets differ from the fp64 ones);
 * memory: peak RSS of the engine (in a fresh subprocess) on the store and on one with four
   times as many tokens.
 
@@ -144,6 +147,43 @@ def knn_comparison(z: np.ndarray, k: int) -> dict:
     }
 
 
+def knn_cost_of_exactness(z: np.ndarray, ks, offset: float, repeats: int = 2) -> dict:
+    """The exact k-NN search (shifted fp32 screen + fp64 boundary, issue 11) against the
+    previous plain fp32 search, on the same rows in the same run: without an offset, and with
+    ``offset`` added to one feature of every row (a massive activation), stored as fp16 like
+    the activation stores. Best of ``repeats`` runs each, interleaved."""
+    import torch
+
+    from hrsa.metrics.geometry import _neighbours_fp32, _neighbours_tensor
+
+    plain = torch.from_numpy(np.asarray(z, dtype=np.float16).astype(np.float32))
+    shifted = plain.clone()
+    shifted[:, 0] += offset
+    shifted = shifted.half().float()
+    result: dict = {"ks": list(ks), "offset_feature_0": offset, "repeats": repeats}
+    for label, data in (("without_offset", plain), ("with_offset", shifted)):
+        times = {"exact": [], "fp32": []}
+        for _ in range(repeats):
+            for name, search in (("exact", _neighbours_tensor), ("fp32", _neighbours_fp32)):
+                t0 = time.perf_counter()
+                sets = search(data, ks)
+                times[name].append(time.perf_counter() - t0)
+                if name == "exact":
+                    exact = sets
+                else:
+                    fp32 = sets
+        t_exact, t_fp32 = min(times["exact"]), min(times["fp32"])
+        result[label] = {
+            "seconds_exact": round(t_exact, 3),
+            "seconds_fp32": round(t_fp32, 3),
+            "ratio_exact_to_fp32": round(t_exact / t_fp32, 3),
+            "rows_where_fp32_sets_differ": {
+                str(k): int((exact[k] != fp32[k]).any(1).sum()) for k in ks
+            },
+        }
+    return result
+
+
 def _status_mib(field: str) -> float | None:
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -245,6 +285,12 @@ def main(argv=None) -> dict:
     p.add_argument("--layers", type=int, help="hidden states L+1 (default 13; quick 5)")
     p.add_argument("--k", type=int, default=50, help="k of the k-NN comparison")
     p.add_argument("--knn-tokens", type=int, help="rows of the k-NN comparison (default N)")
+    p.add_argument(
+        "--knn-offset",
+        type=float,
+        default=1e4,
+        help="shared offset of one feature in the k-NN cost-of-exactness run (default 1e4)",
+    )
     p.add_argument("--chunk-size", type=int, help="token chunk (default 4096; quick 512)")
     p.add_argument("--memory-factor", type=int, default=4)
     p.add_argument("--skip-memory", action="store_true")
@@ -326,6 +372,8 @@ def main(argv=None) -> dict:
         rows = min(args.knn_tokens or n, n)
         z = np.asarray(ys[-1][:rows], dtype=np.float32)
         report["knn"] = knn_comparison(z, min(args.k, rows - 1))
+        ks = sorted({k for k in (5, 10, args.k) if k < rows})
+        report["knn_cost_of_exactness"] = knn_cost_of_exactness(z, ks, args.knn_offset)
 
         # --- peak memory, 1x vs 4x tokens ----------------------------------------------------
         if not args.skip_memory:

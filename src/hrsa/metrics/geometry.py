@@ -246,9 +246,12 @@ def nearest_neighbours(
 ) -> dict[int, np.ndarray]:
     """Exact cosine k-nearest neighbours of every row among the other rows (self excluded).
 
-    Similarities are fp32 products of L2-normalised rows, computed block by block; for each k
-    the set is the k largest similarities, ties at the k-th place going to the lower row index
-    (deterministic). Returns ``{k: (N, k) int64 array}`` with each row's indices sorted.
+    The rows (stored fp16/bf16 upcast to fp32) are L2-normalised in fp64; the neighbour sets are
+    those of the fp64 similarities, found at fp32 GEMM cost (see :func:`_neighbours_tensor`),
+    also when every row shares a large component and all cosines sit near 1. For each k the set
+    is the k largest similarities, ties (equal fp64 values, e.g. duplicate rows) going to the
+    lower row index (deterministic). Returns ``{k: (N, k) int64 array}`` with each row's
+    indices sorted.
     """
     single = isinstance(ks, int | np.integer)
     src = as_source(Z, "Z")
@@ -260,21 +263,241 @@ def nearest_neighbours(
     return res[int(ks)] if single else res
 
 
+# --- exact search: shifted fp32 screen, fp64 boundary -----------------------------------------
+
+#: fp64 elements (candidates x features) gathered at once by the boundary re-check
+_RECHECK_ELEMENTS = 1 << 21
+
+
+def _first_width(kmax: int) -> int:
+    """Candidates (distinct vectors) re-checked in fp64 on the first try; rows whose boundary
+    is not settled by them are redone with twice as many."""
+    return kmax + 1 + max(8, kmax // 4)
+
+
+def _extra_input_rounding(device: torch.device) -> float:
+    """Unit roundoff of the inputs of an fp32 matmul beyond fp32 itself: 0 at torch's
+    'highest' precision, TF32 (2^-11) or bf16 (2^-8) where torch is allowed to use them."""
+    precision = torch.get_float32_matmul_precision()
+    if precision == "medium":
+        return 2.0**-8
+    if precision == "high" or (device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32):
+        return 2.0**-11
+    return 0.0
+
+
+def _screen_error_factor(dim: int, device: torch.device) -> float:
+    """kappa with |fl32(fl32(q) . fl32(d)) - fl64(q . d)| <= kappa sum_i |q_i| |d_i| for fp64
+    vectors q, d of ``dim`` features: rounding q and d to the matmul's inputs (relative u
+    each, u = 2^-24, plus TF32/bf16 where allowed), the fp32 accumulation in any order
+    (gamma_D = D u / (1 - D u), Higham 2002, 3.1) and the fp64 evaluation (gamma_D at 2^-53),
+    inflated by 1e-6 for the fp64 arithmetic of the bound itself."""
+    u, ut, u64 = 2.0**-24, _extra_input_rounding(device), 2.0**-53
+    if dim * u >= 0.5:
+        raise DataError(f"k-NN: {dim} features are too many for an fp32 error bound")
+    rho = ((1 + u) * (1 + ut)) ** 2 - 1
+    gamma32 = dim * u / (1 - dim * u)
+    gamma64 = (dim + 2) * u64 / (1 - (dim + 2) * u64)
+    return (rho + gamma32 * (1 + rho) + 2 * gamma64) * (1 + 1e-6)
+
+
+class _ShiftedRows:
+    """The distinct rows of a representation, L2-normalised in fp64 (``unit``) and shifted by
+    their mean direction c (``shifted`` = unit - c, in fp64; ``d32`` its fp32 copy).
+
+    For a query q, q . (b - c) = q . b - q . c orders the candidates b exactly as q . b does,
+    but the shifted vectors are small when all rows share a large component, so their fp32
+    products keep the digits that tell candidates apart. ``feature_max`` (max_b |b_i - c_i|)
+    and ``norm_max`` (max_b ||b - c||) bound sum_i |q_i| |b_i - c_i| for every b at once.
+    """
+
+    def __init__(self, uniq: torch.Tensor, inverse: torch.Tensor, counts: torch.Tensor, name):
+        self.uniq = uniq
+        m, dim = uniq.shape
+        n = inverse.shape[0]
+        step = max(1, _RECHECK_ELEMENTS // max(dim, 1))
+        self.norm = torch.cat(
+            [
+                torch.linalg.vector_norm(uniq[a : a + step].double(), dim=1)
+                for a in range(0, m, step)
+            ]
+        )
+        zero = (self.norm == 0).nonzero()
+        if zero.numel():
+            row = int((inverse == zero[0]).nonzero()[0])
+            raise DataError(
+                f"{name}: row {row} is the zero vector; its cosine similarity is undefined"
+            )
+        c = torch.zeros(dim, dtype=torch.float64, device=uniq.device)
+        for a in range(0, m, step):
+            g = torch.arange(a, min(a + step, m), device=uniq.device)
+            c += (self.unit(g) * counts[g, None]).sum(0)
+        self.c = c / n
+        self.d32 = torch.empty((m, dim), dtype=torch.float32, device=uniq.device)
+        self.feature_max = torch.zeros(dim, dtype=torch.float64, device=uniq.device)
+        self.norm_max = 0.0
+        for a in range(0, m, step):
+            g = torch.arange(a, min(a + step, m), device=uniq.device)
+            d = self.shifted(g)
+            self.d32[a : a + step] = d
+            torch.maximum(self.feature_max, d.abs().amax(0), out=self.feature_max)
+            self.norm_max = max(self.norm_max, float(torch.linalg.vector_norm(d, dim=1).max()))
+
+    def unit(self, g: torch.Tensor) -> torch.Tensor:
+        """fp64 unit vectors of the distinct rows ``g`` (any index shape); the same
+        elementwise operations for every caller, so every caller gets the same bits."""
+        return self.uniq[g].double() / self.norm[g].unsqueeze(-1)
+
+    def shifted(self, g: torch.Tensor) -> torch.Tensor:
+        return self.unit(g) - self.c
+
+
 def _neighbours_tensor(
     z: torch.Tensor, ks, *, block_rows: int | None = None, name: str = "Z"
 ) -> dict[int, torch.Tensor]:
     """Exact k-NN sets of the rows of ``z`` (see :func:`nearest_neighbours`).
 
-    Identical rows (the embedding layer repeats a vector for every occurrence of a token) have
-    identical similarities to everything; when they are common the search runs over distinct
-    vectors, and a group of duplicates enters a neighbour list lowest indices first.
+    The search runs over the distinct rows (the embedding layer repeats a vector for every
+    occurrence of a token); a group of duplicates enters a neighbour list lowest indices first.
+    For a block of query rows q (fp64 unit vectors):
+
+    1. screen: fp32 scores t = fl32(q) . fl32(b - c) against every distinct row b (one fp32
+       GEMM); |t - r| <= E_q for the fp64 value r = q . (b - c), where
+       E_q = kappa min(sum_i |q_i| max_b |b_i - c_i|, ||q|| max_b ||b - c||) (see
+       :func:`_screen_error_factor`);
+    2. boundary: take the w distinct rows of highest t (sorted) and cut them into clusters
+       wherever consecutive scores differ by more than 2 E_q: between clusters the fp64 order
+       is the order of t. Only a cluster of several distinct rows that some k in ``ks`` cuts
+       (the k-th neighbour, self excluded, lies inside it, not at its end) needs r; those
+       are recomputed in fp64, and the kmax neighbours ranked by (cluster, r descending,
+       row ascending). The rows left out have t <= t_w, so they cannot reach the cluster of
+       the kmax-th neighbour unless it runs up to the w-th candidate; then the query is redone
+       with 2w candidates (with all m, nothing is left out).
     """
+    n = z.shape[0]
+    ks = _check_ks(ks, n, f"{name}: ")
+    kmax = ks[-1]
+    z = z.to(torch.float32)
+    if not bool(torch.isfinite(z).all()):
+        raise DataError(f"{name}: NaN or Inf in the rows; cosine similarity is undefined")
+    uniq, inverse, counts = torch.unique(z, dim=0, return_inverse=True, return_counts=True)
+    rows = _ShiftedRows(uniq, inverse, counts, name)
+    m, dim, dev = uniq.shape[0], uniq.shape[1], z.device
+    search = _BoundarySearch(rows, inverse, counts, kmax, ks, _screen_error_factor(dim, dev))
+    step = block_rows or max(1, min(n, _block_elements(dev) // max(m, 1)))
+    parts: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
+    for a in range(0, n, step):
+        q = torch.arange(a, min(a + step, n), device=dev)
+        q64 = rows.unit(inverse[q])
+        scores = q64.float() @ rows.d32.T
+        bound = torch.minimum(
+            q64.abs() @ rows.feature_max,
+            torch.linalg.vector_norm(q64, dim=1) * rows.norm_max,
+        )
+        bound = search.kappa * bound + dim * 2.0**-120  # (the last term: fp32 underflow)
+        idx = search.resolve(scores, q64, q, bound, _first_width(kmax))
+        for k in ks:
+            parts[k].append(idx[:, :k].sort(1).values)
+    return {k: torch.cat(v) for k, v in parts.items()}
+
+
+class _BoundarySearch:
+    """Step 2 of :func:`_neighbours_tensor` for blocks of query rows."""
+
+    def __init__(self, rows: _ShiftedRows, inverse, counts, kmax: int, ks: list[int], kappa):
+        self.rows, self.inverse, self.counts = rows, inverse, counts
+        self.kmax, self.ks, self.kappa = kmax, ks, kappa
+        self.n, self.m = inverse.shape[0], counts.shape[0]
+        self.members = torch.argsort(inverse, stable=True)  # rows grouped, ascending in a group
+        self.first = torch.cumsum(counts, 0) - counts
+        self.cap = min(kmax + 1, int(counts.max()))  # members of one group ever needed
+        self.slot = torch.arange(self.cap, device=inverse.device)
+
+    def resolve(self, scores, q64, q, bound, width: int) -> torch.Tensor:
+        """The kmax nearest rows of queries ``q`` ranked by (fp64 value desc, row asc), up to
+        the order inside groups of candidates that no k in ``ks`` separates; ``scores`` (fp32)
+        and ``bound`` (their error) from the screen."""
+        width = min(width, self.m)
+        out = torch.empty((len(q), self.kmax), dtype=torch.int64, device=q.device)
+        step = max(1, _RECHECK_ELEMENTS // (width * self.cap))
+        for a in range(0, len(q), step):
+            s = slice(a, a + step)
+            vals, cols = _float_top(scores[s], width)
+            qs, e = q[s], bound[s]
+            # clusters: runs of candidates whose fp32 scores are within 2E of the next one;
+            # the fp64 order between clusters is that of the scores
+            t = vals.double()
+            cid = torch.zeros_like(cols)
+            cid[:, 1:] = (t[:, :-1] - t[:, 1:] > 2 * e[:, None]).cumsum(1)
+            avail = self.counts[cols] - (cols == self.inverse[qs, None]).long()
+            total = avail.cumsum(1)  # neighbours (self excluded) up to each candidate
+            settled = total[:, -1] >= self.kmax  # false only with w < m and small groups
+            recheck = torch.zeros_like(cid, dtype=torch.bool)
+            for k in self.ks:
+                # the cluster holding the k-th neighbour; it needs fp64 values when k cuts it
+                c_k = cid.gather(1, (total >= k).long().argmax(1, keepdim=True))
+                inside = cid == c_k
+                last = torch.where(inside, total, 0).amax(1, keepdim=True)
+                several = inside.sum(1, keepdim=True) > 1
+                recheck |= inside & several & (last > k)
+                if k == self.kmax and width < self.m:  # no candidate left out may join it
+                    settled &= c_k[:, 0] != cid[:, -1]
+            done = settled.nonzero()[:, 0]
+            if done.numel():
+                out[a + done] = self._expand(
+                    cols[done], cid[done], recheck[done], q64[s][done], qs[done]
+                )
+            redo = (~settled).nonzero()[:, 0]
+            if redo.numel():
+                out[a + redo] = self.resolve(
+                    scores[s][redo], q64[s][redo], qs[redo], e[redo], 2 * width
+                )
+        return out
+
+    def _exact(self, q64, cols, mask) -> torch.Tensor:
+        """fp64 values q . (b - c) where ``mask``, 0 elsewhere."""
+        exact = torch.zeros(cols.shape, dtype=torch.float64, device=cols.device)
+        pairs = mask.nonzero()
+        step = max(1, _RECHECK_ELEMENTS // q64.shape[1])
+        for a in range(0, len(pairs), step):
+            i, j = pairs[a : a + step].unbind(1)
+            exact[i, j] = (self.rows.shifted(cols[i, j]) * q64[i]).sum(1)
+        return exact
+
+    def _expand(self, cols, cid, recheck, q64, q) -> torch.Tensor:
+        """Candidate groups -> their first members, self excluded, and the kmax smallest keys
+        (rank of (cluster, fp64 value), row): ties in value go to the lower row, across groups
+        as within one."""
+        p, w = cols.shape
+        exact = self._exact(q64, cols, recheck)
+        order = exact.argsort(dim=1, descending=True, stable=True)
+        order = order.gather(1, cid.gather(1, order).argsort(dim=1, stable=True))
+        cols, cid, exact = cols.gather(1, order), cid.gather(1, order), exact.gather(1, order)
+        rank = torch.zeros_like(cols)
+        rank[:, 1:] = ((cid[:, 1:] != cid[:, :-1]) | (exact[:, 1:] != exact[:, :-1])).cumsum(1)
+        cand = self.members[(self.first[cols, None] + self.slot).clamp_(max=self.n - 1)]
+        ok = self.slot < self.counts[cols, None]
+        ok &= cand != q[:, None, None]
+        keys = (rank[..., None] * self.n + cand).masked_fill_(~ok, torch.iinfo(torch.int64).max)
+        top = torch.topk(keys.reshape(p, -1), self.kmax, dim=1, largest=False, sorted=True)
+        return cand.reshape(p, -1).gather(1, top.indices)
+
+
+# --- the previous fp32 search (baseline of benchmarks/hrsa.py) --------------------------------
+
+
+def _neighbours_fp32(
+    z: torch.Tensor, ks, *, block_rows: int | None = None, name: str = "Z"
+) -> dict[int, torch.Tensor]:
+    """k-NN sets ranked by fp32 products of fp32-normalised rows (the search before issue 11):
+    exact for fp32 similarities, ties by row index, but not the fp64 answer when rows share a
+    large component. Kept as the baseline that measures the cost of exactness."""
     n = z.shape[0]
     ks = _check_ks(ks, n, f"{name}: ")
     zn = _normalised_rows(z.to(torch.float32), name)
     uniq, inverse, counts = torch.unique(zn, dim=0, return_inverse=True, return_counts=True)
     if uniq.shape[0] <= n // 2:
-        return _neighbours_grouped(zn, uniq, inverse, counts, ks, block_rows)
+        return _neighbours_grouped_fp32(zn, uniq, inverse, counts, ks, block_rows)
     rows = block_rows or max(1, min(n, _block_elements(z.device) // max(n, 1)))
     parts: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
     for a in range(0, n, rows):
@@ -286,7 +509,7 @@ def _neighbours_tensor(
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def _neighbours_grouped(zn, uniq, inverse, counts, ks, block_rows) -> dict[int, torch.Tensor]:
+def _neighbours_grouped_fp32(zn, uniq, inverse, counts, ks, block_rows) -> dict[int, torch.Tensor]:
     """k-NN sets when rows repeat: similarities to the distinct vectors, then the best
     ``kmax + 1`` groups expanded into their first ``kmax + 2`` members (enough for any k, self
     excluded) and ranked by (similarity, -row) keys. Rows whose group ranking is tied at the
