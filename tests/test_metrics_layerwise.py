@@ -159,8 +159,11 @@ def test_output_contract(result, tmp_path):
         "dimension_wise_correlation_final",
         "h_inv_final",
         "knn_overlap_mean",
+        "knn_overlap_mean_transformer_layers",
     }
-    assert set(h["knn_overlap_mean"]) == {"3", "10"}
+    assert (
+        set(h["knn_overlap_mean"]) == set(h["knn_overlap_mean_transformer_layers"]) == {"3", "10"}
+    )
     final = [r for r in by["linear_cka"] if r["layer_base"] == r["layer_reason"] == str(n_l - 1)]
     assert h["linear_cka_final"]["value"] == pytest.approx(float(final[0]["value"]))
     for entry in (h["linear_cka_final"], h["h_inv_final"], h["knn_overlap_mean"]["10"]):
@@ -170,6 +173,30 @@ def test_output_contract(result, tmp_path):
     assert set(summary["null"]["knn_overlap_mean"]) == {"3", "10"}
     assert summary["dropped_features"] == {"base": 0, "reasoning": 0}
     assert not list(tmp_path.glob("x/.*"))  # no temporary files left behind
+
+
+def test_knn_layer_means_with_and_without_the_embedding_layer(result):
+    """Both k-NN layer means are the means of the per-layer overlaps (0..L and 1..L); layer 0,
+    where repeated tokens are tied rows, is reported on its own with the reason it differs."""
+    s = result.summary()
+    by_k = {}
+    for r in result.records():
+        if r["metric"] == "knn_overlap":
+            by_k.setdefault(str(r["k"]), []).append(r["value"])
+    for k, values in by_k.items():
+        every = s["headline"]["knn_overlap_mean"][k]
+        transformer = s["headline"]["knn_overlap_mean_transformer_layers"][k]
+        assert every["value"] == pytest.approx(np.mean(values))
+        assert transformer["value"] == pytest.approx(np.mean(values[1:]))
+        assert transformer["ci_low"] <= transformer["value"] <= transformer["ci_high"]
+        assert s["knn_overlap_layers"]["layer_0"][k] == pytest.approx(values[0])
+        # the synthetic layer 0 is a token lookup: ties broken alike in both models
+        assert values[0] > transformer["value"]
+    assert set(s["null"]["knn_overlap_mean_transformer_layers"]) == set(by_k)
+    assert set(s["bootstrap_bias"]["knn_overlap_mean_transformer_layers"]) == set(by_k)
+    notes = s["knn_overlap_layers"]
+    assert "1..L" in notes["knn_overlap_mean_transformer_layers"]
+    assert "tie" in notes["layer_0_ties"] and "Table 4" in notes["table4"]
 
 
 def test_related_models_beat_the_permutation_null(result):

@@ -54,6 +54,9 @@ def test_readme_links_every_output_and_notes_skipped(tmp_path):
     assert "- **Table 1**: no MTEB evaluation." in text
     assert "## Verdicts (Table 2)\n\n| Model pair | x |" in text
     assert "snakemake --report report.html" in text
+    # which k-NN layer mean Table 4 shows, and why the authors' k=5/10 values differ
+    assert "Table 4 shows both the 0..L mean (the paper's column)" in text
+    assert "first k of a top-50 list" in text and "(layer-0 gap)/(L+1)" in text
 
 
 def test_write_readme(tmp_path):

@@ -40,6 +40,9 @@ H = headlines(
         ("sft", "backbone", "cot", "knn_overlap_mean", 5, 0.052, 0.05, 0.054),
         ("sft", "backbone", "cot", "knn_overlap_mean", 10, 0.068, 0.06, 0.07),
         ("sft", "backbone", "cot", "knn_overlap_mean", 50, 0.132, 0.13, 0.14),
+        ("rl", "backbone", "cot", "knn_overlap_mean_transformer_layers", 5, 0.43, 0.42, 0.44),
+        ("rl", "backbone", "cot", "knn_overlap_mean_transformer_layers", 10, 0.46, 0.45, 0.47),
+        ("rl", "backbone", "cot", "knn_overlap_mean_transformer_layers", 50, 0.56, 0.55, 0.57),
     ]
 )
 
@@ -72,15 +75,26 @@ def test_table3_rows_in_paper_order_with_values():
     assert lines[5] == "| → DS-Emb vs ProRL-Emb | 0.863 |"  # no interval: none computed
 
 
-def test_table4_one_column_per_k():
+def test_table4_one_column_per_k_and_layer_range():
     table = tables.table4(H, PAIRS, dataset="cot", stages=("backbone",))
     assert table.frame["pair"].tolist() == ["sft", "rl"]
     row = table.frame.set_index("pair").loc["rl"]
     assert row["knn_overlap_k5"] == 0.455 and row["knn_overlap_k50_ci_low"] == 0.57
     assert math.isnan(row["knn_overlap_k10_ci_low"])
+    assert row["knn_overlap_transformer_k10"] == 0.46
+    assert row["knn_overlap_transformer_k50_ci_high"] == 0.57
+    assert math.isnan(table.frame.set_index("pair").loc["sft", "knn_overlap_transformer_k5"])
     lines = table.markdown.splitlines()
-    assert lines[0] == "| Model pairs | k=5 | k=10 | k=50 |"
-    assert lines[3] == "| RLVR: DS vs ProRL | 0.455 [0.450, 0.460] | 0.484 | 0.577 [0.570, 0.580] |"
+    assert lines[0] == (
+        "| Model pairs | k=5, layers 0..L | k=10, layers 0..L | k=50, layers 0..L "
+        "| k=5, layers 1..L | k=10, layers 1..L | k=50, layers 1..L |"
+    )
+    assert lines[3] == (
+        "| RLVR: DS vs ProRL | 0.455 [0.450, 0.460] | 0.484 | 0.577 [0.570, 0.580] "
+        "| 0.430 [0.420, 0.440] | 0.460 [0.450, 0.470] | 0.560 [0.550, 0.570] |"
+    )
+    assert lines[2].endswith("| – | – | – |")  # no transformer-layer means: shown as missing
+    assert "the authors' code takes the first k of a top-50 list" in table.markdown
 
 
 def test_h_inv_across_datasets_columns_are_datasets():

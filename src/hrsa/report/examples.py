@@ -162,6 +162,10 @@ def summary(pair: str, stage: str, dataset: str, n_layers: int) -> dict:
             "knn_overlap_mean": {
                 str(k): entry(sum(_knn(s, i, n, k) for i in range(n)) / n, 0.015) for k in KS
             },
+            "knn_overlap_mean_transformer_layers": {
+                str(k): entry(sum(_knn(s, i, n, k) for i in range(1, n)) / (n - 1), 0.015)
+                for k in KS
+            },
         },
         "null": {"linear_cka": 0.02},
         "dropped_features": {"base": 0, "reasoning": 0},

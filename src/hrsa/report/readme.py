@@ -14,11 +14,17 @@ from hrsa.report.output import write_text
 TABLES = {
     1: "Mean embedding benchmark scores of the base- and reasoning-initialised embedding models "
     "and their difference (mean ± std over seeds).",
-    2: "HRSA verdicts per pair and stage (coordinate basis, global and local geometry, linear "
-    "readout), derived from the numbers with the thresholds in `config['report']['verdicts']`.",
+    2: "HRSA verdicts (coordinate basis, global and local geometry, linear readout, manifold "
+    "status), derived from the numbers with the thresholds in `config['report']['verdicts']`: "
+    "first one row per family (SFT, RLVR) and stage, each number aggregated over the family's "
+    "pairs (median by default, `family_aggregate`), as the paper's Table 2 states it; then one "
+    "row per pair and stage. The local-geometry verdict uses the k-NN mean over transformer "
+    "layers 1..L by default (`knn_layers`); both layer means are shown.",
     3: "Inverse row entropy H_inv of the Procrustes map O* on the final hidden state, LLMs and "
     "their embedding models, on the main (CoT) dataset.",
-    4: "Mean k-NN overlap across layers (k = 5, 10, 50), LLMs and their embedding models.",
+    4: "Mean k-NN overlap across layers (k = 5, 10, 50), LLMs and their embedding models: first "
+    "over all hidden states 0..L (the paper's definition, embedding output included), then over "
+    "the transformer layers 1..L only (see Conventions: why the authors' k=5/10 values differ).",
     7: "Training data: rows of each contrastive training set used in this run (after seeded "
     "sampling and hard-negative mining) next to the paper's Table 7 count, with each set's "
     "source and how its negatives were obtained.",
@@ -172,6 +178,15 @@ def readme_text(
         " intervals, shown where it computed them.",
         "- Grid figures put SFT-tuned pairs on a light red background, as the paper does.",
         "- `-Emb` names the embedding model trained from a backbone.",
+        "- k-NN overlap at layer 0 (the embedding lookup): every repeat of a token is the same"
+        " row there, so its nearest neighbours tie at cosine 1. This workflow breaks ties by row"
+        " index, the same rule in both models, and gets ~1.0 at layer 0; the authors' code takes"
+        " the first k of a top-50 list, an arbitrary order inside the tie, and gets ~0.1-0.3."
+        " Their published k=5/10 layer means are therefore lower than this workflow's 0..L mean"
+        " by about (layer-0 gap)/(L+1). Table 4 shows both the 0..L mean (the paper's column)"
+        " and the 1..L mean (transformer layers only, independent of the tie order);"
+        " `summary.json` carries both (`knn_overlap_mean`,"
+        " `knn_overlap_mean_transformer_layers`) and the layer-0 value.",
         "",
     ]
     return "\n".join(lines)
