@@ -20,11 +20,7 @@ rule extract_activations:
         gpu=config["activations"].get("gpus", 0),
     params:
         model=stage_model_path,
-        revision=lambda wc: (
-            model_spec(wc.model).get("revision")
-            if wc.stage in ("backbone", "step0")
-            else None
-        ),
+        revision=stage_model_revision,
         attention=lambda wc: (
             config["activations"].get("attention", "bidirectional")
             if wc.stage in ("backbone", "step0")

@@ -69,7 +69,49 @@ def model_input(wildcards_or_model):
 
 
 def embedding_dir(model, seed=None):
+    """Directory of a TRAINED embedding model (never of a published one: see emb_model_input)."""
     return f"results/embeddings/{model}/seed{ANALYSIS_SEED if seed is None else seed}"
+
+
+def embedding_spec(model):
+    """A model's published embedding model ({source, revision}) that replaces training, or None."""
+    return model_spec(model).get("embedding_source")
+
+
+def is_published(model):
+    return embedding_spec(model) is not None
+
+
+def published_models():
+    return [m for m in MODELS if is_published(m)]
+
+
+def published_is_local(model):
+    return os.path.exists(os.path.expanduser(embedding_spec(model)["source"]))
+
+
+def published_input(model):
+    """The file dependency standing for a published embedding model: its local directory or
+    its prefetch record (results/prefetch/embeddings/{model}.json)."""
+    if published_is_local(model):
+        return embedding_spec(model)["source"]
+    return f"results/prefetch/embeddings/{model}.json"
+
+
+def emb_model_input(model, seed=None):
+    """The embedding model of `model` as an input: the published one, else the trained one."""
+    return published_input(model) if is_published(model) else embedding_dir(model, seed)
+
+
+def emb_model_source(model, seed=None):
+    """What a loader gets for the embedding model: published hub id / path, or the trained dir."""
+    if is_published(model):
+        return embedding_spec(model)["source"]
+    return embedding_dir(model, seed)
+
+
+def emb_model_revision(model):
+    return embedding_spec(model).get("revision") if is_published(model) else None
 
 
 def dynamics_steps(pair=None):
@@ -81,10 +123,22 @@ def dynamics_steps(pair=None):
     return [0] + steps + [last]
 
 
+def _no_snapshots(model, stage):
+    if is_published(model):
+        raise ValueError(
+            f"{stage} of {model}: a published embedding model (models.{model}.embedding_source) "
+            "has no training snapshots"
+        )
+
+
 def stage_model_input(wildcards):
-    """Input of an extraction job: the backbone, the trained embedding model, or its snapshots."""
+    """Input of an extraction job: the backbone, the (trained or published) embedding model, or
+    the trained model's snapshots."""
     if wildcards.stage == "backbone" or wildcards.stage == "step0":
         return model_input(wildcards.model)
+    if wildcards.stage == "emb":
+        return emb_model_input(wildcards.model)
+    _no_snapshots(wildcards.model, wildcards.stage)
     return embedding_dir(wildcards.model)
 
 
@@ -92,9 +146,16 @@ def stage_model_path(wildcards):
     if wildcards.stage == "backbone" or wildcards.stage == "step0":
         return model_source(wildcards.model)
     if wildcards.stage == "emb":
-        return embedding_dir(wildcards.model)
+        return emb_model_source(wildcards.model)
+    _no_snapshots(wildcards.model, wildcards.stage)
     step = int(wildcards.stage[4:])
     return f"{embedding_dir(wildcards.model)}/checkpoints/step{step}"
+
+
+def stage_model_revision(wildcards):
+    if wildcards.stage in ("backbone", "step0"):
+        return model_spec(wildcards.model).get("revision")
+    return emb_model_revision(wildcards.model)
 
 
 def store_path(model, stage, dataset):
@@ -106,29 +167,50 @@ def pair_store(wildcards, role):
     return store_path(pair[role], wildcards.stage, wildcards.dataset)
 
 
+def members(pair):
+    return [config["pairs"][pair][role] for role in ("base", "reasoning")]
+
+
 def pair_trains(pair):
+    """The pair asks for embedding models to be trained (training.enabled and its `train`)."""
     return TRAINING_ENABLED and config["pairs"][pair].get("train", True)
 
 
 def trained_models():
-    """Backbones trained into embedding models: both members of every pair with train: true."""
+    """Backbones trained into embedding models: the members of every pair with train: true,
+    except those with a published embedding model (models.<key>.embedding_source)."""
     return sorted(
-        {
-            config["pairs"][p][role]
-            for p in PAIRS
-            if pair_trains(p)
-            for role in ("base", "reasoning")
-        }
+        {m for p in PAIRS if pair_trains(p) for m in members(p) if not is_published(m)}
     )
+
+
+def has_embedding_model(model):
+    return is_published(model) or model in trained_models()
+
+
+def pair_has_embeddings(pair):
+    """The pair has an `emb` stage: each member is trained or has a published embedding model."""
+    return all(has_embedding_model(m) for m in members(pair))
+
+
+def pair_has_dynamics(pair):
+    """Training snapshots exist for both members: both trained (none published)."""
+    return all(m in trained_models() for m in members(pair))
+
+
+def embedding_models():
+    """Every model whose embedding model is analysed and evaluated (trained or published)."""
+    return sorted({m for p in PAIRS if pair_has_embeddings(p) for m in members(p)})
 
 
 def pair_stages(pair, dynamics=False):
     """Stages analysed for a pair: the backbones, their embedding models, and (optionally) the
-    training snapshots step{N} used for training dynamics (step0 is the backbone)."""
+    training snapshots step{N} used for training dynamics (step0 is the backbone), which need
+    both members trained."""
     stages = ["backbone"]
-    if pair_trains(pair):
+    if pair_has_embeddings(pair):
         stages.append("emb")
-        if dynamics:
+        if dynamics and pair_has_dynamics(pair):
             stages += [f"step{s}" for s in dynamics_steps(pair) if s > 0]
     return stages
 

@@ -1,6 +1,7 @@
 # MTEB evaluation of the embedding models (DESIGN.md contract 4) and the paper's Table 1.
 # Uses from common.smk: PAIRS, TRAINING, TRAINING_ENABLED, EVALUATION_ENABLED, THREADS,
-# _alternatives, model_spec, model_input, model_source, embedding_dir. Settings:
+# _alternatives, model_spec, model_input, model_source, embedding_models, is_published,
+# emb_model_input, emb_model_source, emb_model_revision. Settings:
 # config["evaluation"] (keys in config/README.md). mteb is never imported at parse time.
 from hrsa.evaluate.names import evaluated_model_name, slugs_to_names
 
@@ -10,12 +11,16 @@ EVAL_SEEDS = [int(s) for s in EVALUATION.get("seeds", [0])]
 EVAL_PROMPTS = EVALUATION.get("prompts", "config/prompts.yaml")
 if not os.path.isabs(EVAL_PROMPTS) and not os.path.exists(EVAL_PROMPTS):
     EVAL_PROMPTS = os.path.join(workflow.basedir, EVAL_PROMPTS)  # run with -d elsewhere
-EVAL_MODELS = trained_models()
+EVAL_MODELS = embedding_models()  # trained and published embedding models
 # evaluation seeds are training seeds: checked with the config (hrsa.config.check_plan)
 # (model, stage, seed, benchmark slug) of every run; a backbone is deterministic, so it is
-# evaluated once and filed under the first seed.
+# evaluated once and filed under the first seed; so is a published embedding model (one
+# checkpoint, whatever the training seeds).
 EVAL_RUNS = [
-    (m, "emb", s, b) for m in EVAL_MODELS for s in EVAL_SEEDS for b in EVAL_BENCHMARKS
+    (m, "emb", s, b)
+    for m in EVAL_MODELS
+    for s in (EVAL_SEEDS[:1] if is_published(m) else EVAL_SEEDS)
+    for b in EVAL_BENCHMARKS
 ] + [
     (m, "backbone", EVAL_SEEDS[0], b)
     for m in EVAL_MODELS
@@ -32,10 +37,10 @@ EVAL_SCORE_FILES = [
     }
     for m, st, s, b in EVAL_RUNS
 ]
-# Table 1 pulls every evaluation run; it needs trained embedding models.
+# Table 1 pulls every evaluation run; it needs embedding models (trained or published).
 evaluation_targets = lambda: (
     ["results/mteb/table1.csv", "results/mteb/table1.md"]
-    if EVALUATION_ENABLED and TRAINING_ENABLED
+    if EVALUATION_ENABLED and EVAL_MODELS
     else []
 )
 
@@ -45,7 +50,7 @@ rule evaluate_mteb:
         model=lambda wc: (
             model_input(wc.model)
             if wc.stage == "backbone"
-            else embedding_dir(wc.model, wc.seed)
+            else emb_model_input(wc.model, wc.seed)
         ),
         prompts=EVAL_PROMPTS,
         data=lambda wc: (
@@ -72,10 +77,12 @@ rule evaluate_mteb:
         source=lambda wc: (
             model_source(wc.model)
             if wc.stage == "backbone"
-            else embedding_dir(wc.model, wc.seed)
+            else emb_model_source(wc.model, wc.seed)
         ),
         revision=lambda wc: (
-            model_spec(wc.model).get("revision") if wc.stage == "backbone" else None
+            model_spec(wc.model).get("revision")
+            if wc.stage == "backbone"
+            else emb_model_revision(wc.model)
         ),
         benchmark_name=lambda wc: EVAL_BENCHMARKS[wc.bench],
         tasks=lambda wc: (EVALUATION.get("tasks") or {}).get(EVAL_BENCHMARKS[wc.bench]),
@@ -109,6 +116,7 @@ rule mteb_table1:
         pairs=config["pairs"],
         benchmarks=list(EVAL_BENCHMARKS.values()),
         labels={m: spec.get("label", m) for m, spec in config["models"].items()},
+        published={m: embedding_spec(m)["source"] for m in published_models()},
         score=EVALUATION.get("table1_score", "mean_task"),
     script:
         "../workflow/scripts/table1.py"

@@ -40,3 +40,25 @@ rule prefetch_model:
         cache_dir=config.get("hub", {}).get("cache_dir"),
     script:
         "../workflow/scripts/prefetch_model.py"
+
+
+# A published embedding model (models.<key>.embedding_source, a hub id) replaces training for
+# that model: downloaded like a backbone; its record also says what format its files declare.
+localrules:
+    prefetch_embedding,
+
+
+rule prefetch_embedding:
+    output:
+        "results/prefetch/embeddings/{model}.json",
+    log:
+        "logs/prefetch_embedding/{model}.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        source=lambda wc: embedding_spec(wc.model)["source"],
+        revision=lambda wc: embedding_spec(wc.model).get("revision"),
+        cache_dir=config.get("hub", {}).get("cache_dir"),
+        embedding=True,
+    script:
+        "../workflow/scripts/prefetch_model.py"

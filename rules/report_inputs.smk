@@ -15,9 +15,11 @@
 # contrastive_data and (if config["training"]["mining"]["enabled"], default true) mine_negatives
 # rules.
 # Embedding-model outputs (the "emb" stage: Figures 7, 9, 11, 13, Table 13, the lower rows of
-# Figures 3-4) exist for pairs that train (config["training"]["enabled"] and the pair's `train`,
-# default true); Figure 5 for those pairs on config["training"]["dynamics_datasets"] (default:
-# the first HRSA dataset), from the summaries of backbone (= step 0) and step{N}, N > 0.
+# Figures 3-4) exist for pairs whose two members have embedding models: trained
+# (config["training"]["enabled"] and the pair's `train`, default true) or published
+# (config["models"][m]["embedding_source"]); Figure 5 for pairs with both members trained, on
+# config["training"]["dynamics_datasets"] (default: the first HRSA dataset), from the summaries
+# of backbone (= step 0) and step{N}, N > 0.
 
 REPORT = "results/report"
 REPORT_LAYER_GRIDS = {
@@ -40,12 +42,41 @@ def report_training_enabled():
     return bool((config.get("training") or {}).get("enabled", False))
 
 
+def report_published(model):
+    """The model has a published embedding model (models.<key>.embedding_source): never
+    trained, no snapshots (the same rule as rules/common.smk; kept here so the report rules
+    stand alone)."""
+    return "embedding_source" in ((config.get("models") or {}).get(model) or {})
+
+
+def report_members(pair):
+    return [config["pairs"][pair][role] for role in ("base", "reasoning")]
+
+
+def report_trained_models():
+    return {
+        m
+        for p in PAIRS
+        if report_training_enabled() and config["pairs"][p].get("train", True)
+        for m in report_members(p)
+        if not report_published(m)
+    }
+
+
 def report_pair_trains(pair):
-    return report_training_enabled() and config["pairs"][pair].get("train", True)
+    """The pair has embedding models: each member trained or published."""
+    trained = report_trained_models()
+    return all(report_published(m) or m in trained for m in report_members(pair))
+
+
+def report_pair_snapshots(pair):
+    """Training snapshots exist for the pair: both members trained (none published)."""
+    trained = report_trained_models()
+    return all(m in trained for m in report_members(pair))
 
 
 def report_pair_stages(pair):
-    """The main stages with results for a pair: embedding models only for pairs that train."""
+    """The main stages with results for a pair: embedding models only where both exist."""
     return [s for s in STAGES_MAIN if s != "emb" or report_pair_trains(pair)]
 
 
@@ -81,7 +112,7 @@ def report_dynamics_pairs():
     return [
         p
         for p in PAIRS
-        if report_pair_trains(p) and any(n > 0 for n in dynamics_steps(p))
+        if report_pair_snapshots(p) and any(n > 0 for n in dynamics_steps(p))
     ]
 
 
@@ -96,7 +127,7 @@ def report_dataset_labels():
 
 def report_include_table1():
     evaluated = bool((config.get("evaluation") or {}).get("enabled", False))
-    default = evaluated and report_training_enabled()
+    default = evaluated and any(report_pair_trains(p) for p in PAIRS)
     return bool(report_setting("include_table1", default))
 
 
@@ -152,7 +183,7 @@ def report_table7_inputs():
 
 def report_tables():
     numbers = [2, 3, 4, 12]
-    if report_training_enabled():
+    if report_trained_models():
         numbers.append(7)
     if "emb" in report_stages():
         numbers.append(13)
@@ -186,9 +217,10 @@ def report_skipped():
         skipped["Table 1"] = (
             "no MTEB evaluation in this config (report.include_table1 / evaluation.enabled)."
         )
-    if not report_training_enabled():
+    if not report_trained_models():
         skipped["Table 7"] = (
-            "no contrastive training in this config (training.enabled)."
+            "no contrastive training in this config (training.enabled, or every embedding "
+            "model is published: models.<key>.embedding_source)."
         )
     if "emb" not in report_stages():
         skipped["Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)"] = (
@@ -197,5 +229,8 @@ def report_skipped():
     if report_probe_dataset() is None:
         skipped["Figures 4, 12, 13"] = "no labelled probe dataset is configured."
     if not report_dynamics_pairs():
-        skipped["Figure 5"] = "no pair is trained with snapshots (training.save_every)."
+        skipped["Figure 5"] = (
+            "no pair is trained with snapshots (training.save_every; a pair with a published "
+            "embedding model has none)."
+        )
     return skipped

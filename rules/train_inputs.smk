@@ -1,5 +1,6 @@
 # Settings and input functions of the training rules (rules/train.smk includes this file).
-# Needs common.smk (TRAINING, PAIRS, THREADS, model_spec/model_input/model_source/embedding_dir).
+# Needs common.smk (TRAINING, PAIRS, THREADS, model_spec/model_input/model_source/embedding_dir,
+# trained_models: models with a published embedding model (embedding_source) are never trained).
 TRAIN_DATA = TRAINING.get("data", {}) or {}
 TRAIN_MINING = TRAINING.get("mining", {}) or {}
 TRAIN_SEEDS = [int(s) for s in TRAINING.get("seeds", [0])]

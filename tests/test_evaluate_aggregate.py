@@ -8,6 +8,7 @@ import pytest
 from hrsa.evaluate import benchmark_slug
 from hrsa.evaluate.aggregate import (
     TABLE1_COLUMNS,
+    TABLE1_EMBEDDING_COLUMNS,
     ScoreFile,
     benchmark_score,
     read_scores,
@@ -168,7 +169,8 @@ def test_write_table1_files(tmp_path):
         labels={"b": "Base-LM", "r": "Reason-LM"},
     )
     written = pd.read_csv(out["t.csv"])
-    assert list(written.columns) == TABLE1_COLUMNS and len(written) == 4
+    assert list(written.columns) == TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS
+    assert len(written) == 4 and set(written["base_embedding"]) == {"trained"}
     sft = written[(written["pair"] == "p-sft") & (written["benchmark"] == "Other")].iloc[0]
     assert sft["delta_mean"] == pytest.approx(-0.2) and sft["delta_std"] == pytest.approx(0.0)
     md = out["t.md"].read_text()
@@ -177,4 +179,48 @@ def test_write_table1_files(tmp_path):
     # the backbone reference: only b was evaluated, so every pair is reported incomplete
     assert "Reference: backbones" in md and "Left out" in md
     assert any(p.startswith("backbone:") for p in problems)
-    assert list(pd.read_csv(out["bb.csv"]).columns) == TABLE1_COLUMNS
+    assert list(pd.read_csv(out["bb.csv"]).columns) == TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS
+
+
+def test_a_published_checkpoint_stands_for_every_seed(tmp_path):
+    """A published model is evaluated once (first seed): Table 1 pairs its one score with every
+    seed of its trained partner, marks it, and a pair of two published models has one seed."""
+    files = []
+    scores = {("b", 0): 0.5, ("r", 0): 0.6, ("r", 1): 0.8, ("s", 0): 0.4}
+    for (model, seed), value in scores.items():
+        path = tmp_path / f"{model}-{seed}.csv"
+        write_csv(path, [("T", "Retrieval", "default", value)])
+        files.append(ScoreFile(model, "emb", seed, "Bench", path))
+    summary = summarize(files)
+    pairs = {**PAIRS, "p-pub": {"base": "b", "reasoning": "s", "family": "RLVR"}}
+    pairs["p-sft"] = {"base": "r", "reasoning": "s", "family": "SFT"}
+    table, problems = table1(summary, pairs, ["Bench"], published=["b", "s"])
+    rows = table.set_index("pair")
+    assert problems == []
+    rl = rows.loc["p-rl"]  # b published (seed 0 only) vs r trained (seeds 0, 1)
+    assert rl["n_seeds"] == 2 and rl["base_mean"] == pytest.approx(0.5)
+    assert rl["delta_mean"] == pytest.approx(0.2)
+    assert rl["delta_std"] == pytest.approx(math.sqrt(0.02))
+    assert (rl["base_embedding"], rl["reasoning_embedding"]) == ("published", "trained")
+    sft = rows.loc["p-sft"]  # trained base, published reasoning
+    assert sft["n_seeds"] == 2 and sft["reasoning_mean"] == pytest.approx(0.4)
+    pub = rows.loc["p-pub"]  # both published: one seed, no spread
+    assert pub["n_seeds"] == 1 and math.isnan(pub["delta_std"])
+    assert pub["delta_mean"] == pytest.approx(-0.1)
+    # without the marker the same results leave seed 1 out, as before
+    _, problems = table1(summary, pairs, ["Bench"])
+    assert any("seed 1 left out" in p for p in problems)
+    out = tmp_path / "t.md"
+    write_table1(
+        files,
+        pairs=pairs,
+        benchmarks=["Bench"],
+        table_csv=tmp_path / "t.csv",
+        table_md=out,
+        summary_csv=tmp_path / "s.csv",
+        labels={"b": "Base-LM"},
+        published={"b": "org/Base-Emb", "s": "/local/s"},
+    )
+    md = out.read_text()
+    assert "Base-LM † / r" in md and "published checkpoint" in md and "`org/Base-Emb`" in md
+    assert pd.read_csv(tmp_path / "t.csv")["base_embedding"].tolist()[0] in ("published", "trained")

@@ -218,16 +218,19 @@ def test_backbone_gets_mean_pooling_and_bidirectional_attention(tiny_models, tmp
         hf_subset="default",
     )
     assert emb.shape == (2, 64) and np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
-    # a checkpoint declaring another pooling is refused
-    bad = tmp_path / "bad"
-    shutil.copytree(tiny_models["base"], bad)
-    (bad / "modules.json").write_text(
+    # a checkpoint declaring another pooling is evaluated with it (a published model's own
+    # format; tests/test_published_embeddings.py); one the evaluation cannot compute is refused
+    other = tmp_path / "other"
+    shutil.copytree(tiny_models["base"], other)
+    (other / "modules.json").write_text(
         json.dumps([{"type": "x.Transformer", "path": ""}, {"type": "x.Pooling", "path": "1_P"}])
     )
-    (bad / "1_P").mkdir()
-    (bad / "1_P" / "config.json").write_text(json.dumps({"pooling_mode": "lasttoken"}))
-    with pytest.raises(ModelError, match="lasttoken"):
-        InstructionMeanPoolEncoder(bad, name="hrsa/bad")
+    (other / "1_P").mkdir()
+    (other / "1_P" / "config.json").write_text(json.dumps({"pooling_mode": "lasttoken"}))
+    assert InstructionMeanPoolEncoder(other, name="hrsa/other").format.pooling == "lasttoken"
+    (other / "1_P" / "config.json").write_text(json.dumps({"pooling_mode": "weightedmean"}))
+    with pytest.raises(ModelError, match="weightedmean"):
+        InstructionMeanPoolEncoder(other, name="hrsa/bad")
 
 
 def test_task_restriction_and_seed():

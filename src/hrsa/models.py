@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -169,3 +170,184 @@ def resolved_revision(source: str, revision: str | None) -> str | None:
     except Exception:  # pragma: no cover - best effort
         pass
     return revision
+
+
+# --------------------------------------------------------------------------------------------
+# Embedding models in sentence-transformers' format: what their files declare
+# --------------------------------------------------------------------------------------------
+
+#: Pooling modes the evaluation can compute (sentence-transformers' names).
+POOLING_MODES = ("mean", "lasttoken", "cls", "max")
+#: sentence-transformers' older Pooling config: one boolean per mode.
+_LEGACY_POOLING_FLAGS = {
+    "pooling_mode_mean_tokens": "mean",
+    "pooling_mode_lasttoken": "lasttoken",
+    "pooling_mode_cls_token": "cls",
+    "pooling_mode_max_tokens": "max",
+    "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
+    "pooling_mode_weightedmean_tokens": "weightedmean",
+}
+
+
+@dataclass(frozen=True)
+class EmbeddingFormat:
+    """How an embedding model turns token states into one vector, as its files declare it.
+
+    The recipe (what :func:`hrsa.train.embedding.save_embedding_model` writes) is mean pooling
+    without the prompt's tokens, then Normalize, and no fixed prompts (per-task instructions in
+    the evaluation's template on queries only). ``declared`` is False for a directory without
+    ``modules.json`` (a backbone LLM): the recipe is then assumed.
+    """
+
+    pooling: str = "mean"
+    include_prompt: bool = False
+    normalize: bool = True
+    prompts: dict = field(default_factory=dict)
+    default_prompt_name: str | None = None
+    transformer_path: str = ""
+    declared: bool = False
+
+    @property
+    def query_prompt(self) -> str:
+        """The fixed prefix the model declares for queries ("" when none)."""
+        name = "query" if "query" in self.prompts else self.default_prompt_name
+        return str(self.prompts.get(name) or "") if name else ""
+
+    @property
+    def document_prompt(self) -> str:
+        """The fixed prefix the model declares for documents ("" when none)."""
+        for name in ("document", "passage", "corpus"):
+            if self.prompts.get(name):
+                return str(self.prompts[name])
+        return ""
+
+    def differences(self) -> list[str]:
+        """How the declared format departs from the training recipe (empty: it is the recipe)."""
+        out = []
+        if self.pooling != "mean":
+            out.append(f"pooling {self.pooling!r} (recipe: mean)")
+        if self.include_prompt:
+            out.append("prompt tokens included in the pooling (recipe: excluded)")
+        if not self.normalize:
+            out.append("no Normalize module (recipe: normalised)")
+        if self.query_prompt:
+            out.append(f"query prompt {self.query_prompt!r}")
+        if self.document_prompt:
+            out.append(f"document prompt {self.document_prompt!r}")
+        if self.transformer_path:
+            out.append(f"transformer in sub-directory {self.transformer_path!r}")
+        return out
+
+    def describe(self) -> str:
+        what = (
+            f"pooling={self.pooling}, include_prompt={self.include_prompt}, "
+            f"normalize={self.normalize}, prompts={self.prompts or {}}"
+        )
+        return what if self.declared else f"{what} (no modules.json: the recipe is assumed)"
+
+
+def _json(path: Path) -> dict | list:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"cannot read {path}: {exc}") from exc
+
+
+def _pooling_mode(config: dict, where: Path) -> str:
+    mode = config.get("pooling_mode")
+    if mode is None:
+        modes = [name for flag, name in _LEGACY_POOLING_FLAGS.items() if config.get(flag)]
+        mode = modes if len(modes) != 1 else modes[0]
+    if isinstance(mode, list):
+        if len(mode) != 1:
+            raise ModelError(f"{where}: pooling combines {mode}; one pooling mode is supported")
+        mode = mode[0]
+    if mode not in POOLING_MODES:
+        raise ModelError(
+            f"{where}: pooling mode {mode!r} is not supported (supported: {POOLING_MODES})"
+        )
+    return str(mode)
+
+
+def read_embedding_format(root: str | os.PathLike) -> EmbeddingFormat:
+    """Read a sentence-transformers directory's declared format.
+
+    ``modules.json`` gives the modules (Transformer, Pooling, Normalize), ``<pooling>/config.json``
+    the pooling mode and ``include_prompt`` (sentence-transformers' default: True), and
+    ``config_sentence_transformers.json`` the fixed ``prompts`` and ``default_prompt_name``.
+    """
+    root = Path(root)
+    modules_file = root / "modules.json"
+    st_config_file = root / "config_sentence_transformers.json"
+    st_config = _json(st_config_file) if st_config_file.is_file() else {}
+    prompts = {k: v for k, v in (st_config.get("prompts") or {}).items() if v is not None}
+    if not modules_file.is_file():
+        return EmbeddingFormat(prompts=prompts)
+    modules = _json(modules_file)
+    kinds = [str(m.get("type", "")).rsplit(".", 1)[-1] for m in modules]
+    transformers_ = [m for m, k in zip(modules, kinds, strict=True) if k == "Transformer"]
+    pooling = [m for m, k in zip(modules, kinds, strict=True) if k == "Pooling"]
+    if not transformers_:
+        raise ModelError(f"{root}: modules.json declares no Transformer module ({kinds})")
+    if not pooling:
+        raise ModelError(f"{root}: modules.json declares no Pooling module ({kinds})")
+    pooling_file = root / pooling[0].get("path", "") / "config.json"
+    pooling_config = _json(pooling_file) if pooling_file.is_file() else {}
+    return EmbeddingFormat(
+        pooling=_pooling_mode(pooling_config, pooling_file),
+        include_prompt=bool(pooling_config.get("include_prompt", True)),
+        normalize="Normalize" in kinds,
+        prompts=prompts,
+        default_prompt_name=st_config.get("default_prompt_name"),
+        transformer_path=str(transformers_[0].get("path", "") or ""),
+        declared=True,
+    )
+
+
+def local_model_dir(source: str | os.PathLike, revision: str | None = None) -> Path:
+    """The directory holding ``source``'s files: itself if local, else its cached hub snapshot.
+
+    Never downloads: a hub model must have been prefetched (``snakemake prefetch``).
+    """
+    if is_local(source):
+        path = Path(str(source)).expanduser()
+        if not path.is_dir():
+            raise ModelError(f"model path {str(source)!r} is not a directory")
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(source), revision=revision, local_files_only=True))
+    except Exception as exc:
+        raise ModelError(
+            f"{source!r} (revision {revision!r}) is not in the local Hugging Face cache: {exc}. "
+            "Prefetch it first (`snakemake prefetch` on a node with internet)."
+        ) from exc
+
+
+def resolve_embedding_model(
+    source: str | os.PathLike, revision: str | None = None
+) -> tuple[str, str | None, EmbeddingFormat]:
+    """``(load_source, load_revision, format)`` of an embedding model (trained or published).
+
+    The format is read from the model's files (:func:`read_embedding_format`). When its
+    Transformer module lives in a sub-directory (``0_Transformer``, older sentence-transformers)
+    the load source is that directory of the local copy; otherwise ``source`` and ``revision``
+    are returned unchanged, so hub ids keep resolving through the cache with their revision.
+    A ``config.json`` that names custom code (``auto_map``) is logged: the model is loaded with
+    transformers' own class for its ``model_type`` (never remote code), bidirectional attention
+    set and checked as for every model.
+    """
+    root = local_model_dir(source, revision)
+    fmt = read_embedding_format(root)
+    load_dir = root / fmt.transformer_path if fmt.transformer_path else root
+    config_file = load_dir / "config.json"
+    if config_file.is_file() and _json(config_file).get("auto_map"):
+        log.info(
+            "%s declares custom code (auto_map); loading it with transformers' own class for "
+            "its model_type, attention set and checked by hrsa.models.load_backbone",
+            source,
+        )
+    if fmt.transformer_path:
+        return str(load_dir), None, fmt
+    return str(source), revision, fmt

@@ -42,6 +42,30 @@ def prefetch_model(source: str, revision: str | None, record: str | os.PathLike)
     return info
 
 
+def prefetch_embedding_model(source: str, revision: str | None, record: str | os.PathLike) -> dict:
+    """:func:`prefetch_model` for a published embedding model; the record also holds the format
+    its sentence-transformers files declare (pooling, include_prompt, prompts), logged too."""
+    import logging
+
+    from .models import read_embedding_format
+
+    info = prefetch_model(source, revision, record)
+    fmt = read_embedding_format(info["path"])
+    info["format"] = {
+        "pooling": fmt.pooling,
+        "include_prompt": fmt.include_prompt,
+        "normalize": fmt.normalize,
+        "prompts": fmt.prompts,
+        "transformer_path": fmt.transformer_path,
+        "declared": fmt.declared,
+        "differs_from_recipe": fmt.differences(),
+    }
+    logging.getLogger("hrsa.prefetch").info("%s declares %s", source, fmt.describe())
+    with atomic_path(record) as tmp:
+        tmp.write_text(json.dumps(info, indent=1))
+    return info
+
+
 def configure_hub(hub: dict | None, *, compute_job: bool = True) -> None:
     """Set the Hugging Face environment of a job before anything imports the hub libraries.
 

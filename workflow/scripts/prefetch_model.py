@@ -8,6 +8,7 @@ to_file(snakemake.log[0])
 if snakemake.params.cache_dir:
     os.environ["HF_HOME"] = os.path.expanduser(snakemake.params.cache_dir)
 
-from hrsa.prefetch import prefetch_model  # noqa: E402
+from hrsa.prefetch import prefetch_embedding_model, prefetch_model  # noqa: E402
 
-prefetch_model(snakemake.params.source, snakemake.params.revision, snakemake.output[0])
+fetch = prefetch_embedding_model if snakemake.params.get("embedding") else prefetch_model
+fetch(snakemake.params.source, snakemake.params.revision, snakemake.output[0])

@@ -14,6 +14,7 @@ table, problems = write_table1(
     benchmarks=snakemake.params.benchmarks,
     labels=snakemake.params.labels,
     score=snakemake.params.score,
+    published=snakemake.params.get("published") or {},
     table_csv=snakemake.output.table,
     table_md=snakemake.output.markdown,
     summary_csv=snakemake.output.summary,

@@ -10,14 +10,22 @@ reported and left out, never averaged over.
 Table 1, per pair and benchmark, over the evaluation seeds where both models are complete:
 ``base_mean``, ``reasoning_mean``, ``delta_mean`` = mean of the per-seed differences
 (reasoning - base), ``delta_std`` = their sample standard deviation (ddof=1; NaN with one seed),
-``n_seeds``. CSVs keep mteb's scale (main scores in [0, 1]); the Markdown shows points (x 100)
-as the paper does.
+``n_seeds``, and which embedding model each member is (``base_embedding``,
+``reasoning_embedding``: ``trained``, ``published`` or, in the backbone table, ``backbone``).
+CSVs keep mteb's scale (main scores in [0, 1]); the Markdown shows points (x 100) as the paper
+does.
+
+A published checkpoint (config key ``models.<key>.embedding_source``) is one model, evaluated
+once and filed under the first evaluation seed: its score stands for every seed of its partner,
+so ``delta_std`` is then the spread of the trained member alone (and NaN when both members are
+published: one seed). The Markdown marks its name with † and lists the sources.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +45,11 @@ TABLE1_COLUMNS = [
     "delta_std",
     "n_seeds",
 ]
+#: after TABLE1_COLUMNS in table1.csv: which embedding model each member is
+TABLE1_EMBEDDING_COLUMNS = ["base_embedding", "reasoning_embedding"]
+#: what ``base_embedding`` / ``reasoning_embedding`` say
+TRAINED, PUBLISHED, BACKBONE = "trained", "published", "backbone"
+PUBLISHED_MARK = "†"
 SUMMARY_COLUMNS = [
     "model",
     "stage",
@@ -170,17 +183,27 @@ def table1(
     *,
     stage: str = "emb",
     score: str = "mean_task",
+    published: Collection[str] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Table 1 rows (pair x benchmark) and the list of problems (left out seeds, with reasons)."""
+    """Table 1 rows (pair x benchmark) and the list of problems (left out seeds, with reasons).
+
+    ``published``: model keys whose embedding model is a published checkpoint (evaluated once);
+    at ``stage="emb"`` its one result stands for every seed of the other member.
+    """
     if score not in ("mean_task", "mean_task_type"):
         raise ValueError(f"score must be mean_task or mean_task_type, got {score!r}")
+    published = set(published) if stage == "emb" else set()
     rows, problems = [], []
     sub = summary[summary["stage"] == stage]
     for pair, spec in pairs.items():
         for bench in benchmarks:
             cell = sub[sub["benchmark"] == bench]
-            base = cell[cell["model"] == spec["base"]].set_index("seed")
-            reason = cell[cell["model"] == spec["reasoning"]].set_index("seed")
+            base = cell[cell["model"] == spec["base"]].set_index("seed").sort_index()
+            reason = cell[cell["model"] == spec["reasoning"]].set_index("seed").sort_index()
+            if spec["base"] in published:
+                base = _for_every_seed(base, reason.index)
+            if spec["reasoning"] in published:
+                reason = _for_every_seed(reason, base.index)
             seeds = sorted(set(base.index) | set(reason.index))
             kept = []
             for seed in seeds:
@@ -211,9 +234,27 @@ def table1(
                     if len(kept) > DELTA_DDOF
                     else math.nan,
                     "n_seeds": len(kept),
+                    **{
+                        f"{role}_embedding": (
+                            BACKBONE
+                            if stage == "backbone"
+                            else PUBLISHED
+                            if spec[role] in published
+                            else TRAINED
+                        )
+                        for role in ("base", "reasoning")
+                    },
                 }
             )
-    return pd.DataFrame(rows, columns=TABLE1_COLUMNS), problems
+    return pd.DataFrame(rows, columns=TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS), problems
+
+
+def _for_every_seed(table: pd.DataFrame, seeds) -> pd.DataFrame:
+    """A published model's one evaluation (its first seed) repeated for each of ``seeds``."""
+    if table.empty or not len(seeds):
+        return table
+    one = table.iloc[[0]]
+    return pd.concat([one] * len(seeds)).set_axis(list(seeds), axis=0).rename_axis("seed")
 
 
 def _fmt(x: float, signed: bool = False) -> str:
@@ -232,9 +273,12 @@ def table1_markdown(
     labels: dict[str, str] | None = None,
     backbone: pd.DataFrame | None = None,
     score: str = "mean_task",
+    published: Mapping[str, str] | None = None,
 ) -> str:
-    """The paper's layout: one row per pair (SFT first), base / reasoning / delta (std) per benchmark."""
+    """The paper's layout: one row per pair (SFT first), base / reasoning / delta (std) per
+    benchmark. ``published`` (model key -> source) marks published checkpoints with †."""
     labels = labels or {}
+    published = dict(published or {})
     what = "mean over tasks" if score == "mean_task" else "mean over task types"
     lines = [
         "# Table 1: mean embedding benchmark performance",
@@ -245,7 +289,11 @@ def table1_markdown(
         "",
     ]
 
-    def block(tab: pd.DataFrame, delta_std: bool) -> list[str]:
+    def name(model: str, marked: bool) -> str:
+        label = labels.get(model, model)
+        return f"{label} {PUBLISHED_MARK}" if marked and model in published else label
+
+    def block(tab: pd.DataFrame, delta_std: bool, marked: bool = True) -> list[str]:
         head = ["Family", "Pair", "Backbones"]
         for bench in benchmarks:
             head += [f"{bench}: base", f"{bench}: reasoning", f"{bench}: Δ (Std)"]
@@ -257,8 +305,7 @@ def table1_markdown(
             cells = [
                 spec.get("family", ""),
                 spec.get("label", pair),
-                f"{labels.get(spec['base'], spec['base'])} / "
-                f"{labels.get(spec['reasoning'], spec['reasoning'])}",
+                f"{name(spec['base'], marked)} / {name(spec['reasoning'], marked)}",
             ]
             n = []
             for bench in benchmarks:
@@ -277,9 +324,20 @@ def table1_markdown(
         return out
 
     lines += block(table, delta_std=True)
+    shown = {m for spec in pairs.values() for m in (spec["base"], spec["reasoning"])}
+    listed = [m for m in published if m in shown]
+    if listed:
+        lines += [
+            "",
+            f"{PUBLISHED_MARK} published checkpoint, not trained by this run (evaluated once, "
+            "with the pooling and prompts its files declare; its score stands for every seed, "
+            "so Std is the spread of the trained member alone): "
+            + "; ".join(f"{labels.get(m, m)} = `{published[m]}`" for m in listed)
+            + ".",
+        ]
     if backbone is not None and not backbone.empty:
         lines += ["", "## Reference: backbones before contrastive training (same pooling)", ""]
-        lines += block(backbone, delta_std=False)
+        lines += block(backbone, delta_std=False, marked=False)
     if problems:
         lines += ["", "## Left out (missing or partial results)", ""]
         lines += [f"- {p}" for p in problems]
@@ -297,11 +355,15 @@ def write_table1(
     backbone_csv: str | os.PathLike | None = None,
     labels: dict[str, str] | None = None,
     score: str = "mean_task",
+    published: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Summarise every score file and write Table 1 (CSV + Markdown), the backbone reference
-    table (same columns; empty when no backbone was evaluated) and the per-run summary."""
+    table (same columns; empty when no backbone was evaluated) and the per-run summary.
+    ``published``: model key -> source of every published checkpoint (see the module doc)."""
     summary = summarize(files)
-    table, problems = table1(summary, pairs, benchmarks, stage="emb", score=score)
+    table, problems = table1(
+        summary, pairs, benchmarks, stage="emb", score=score, published=list(published or {})
+    )
     backbone = None
     if (summary["stage"] == "backbone").any():
         backbone, more = table1(summary, pairs, benchmarks, stage="backbone", score=score)
@@ -310,9 +372,8 @@ def write_table1(
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False)
     if backbone_csv is not None:
-        (backbone if backbone is not None else pd.DataFrame(columns=TABLE1_COLUMNS)).to_csv(
-            backbone_csv, index=False
-        )
+        empty = pd.DataFrame(columns=TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS)
+        (backbone if backbone is not None else empty).to_csv(backbone_csv, index=False)
     Path(table_md).write_text(
         table1_markdown(
             table,
@@ -322,6 +383,7 @@ def write_table1(
             labels=labels,
             backbone=backbone,
             score=score,
+            published=published,
         )
     )
     return table, problems

@@ -10,14 +10,18 @@ causal attention. This small :class:`AbsEncoder` subclass instead embeds with
 :func:`hrsa.train.embedding.embed_texts`, the function training uses (instruction tokens found
 per text from character offsets), on a model loaded bidirectional and checked by
 :func:`hrsa.models.load_backbone`; mteb's interface and evaluation are unchanged.
+
+A model that is not ours (the authors' published checkpoints, config key
+``models.<key>.embedding_source``) is evaluated as its sentence-transformers files declare it:
+:func:`detect_format` reads the pooling mode, ``include_prompt`` and the fixed prompts and logs
+each departure from the recipe before it is used.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from pathlib import Path
+import re
 from typing import Any
 
 import numpy as np
@@ -25,37 +29,38 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
-from ..errors import ModelError
-from ..models import load_backbone
+from ..models import load_backbone, resolve_embedding_model
 from ..train.embedding import embed_texts
 from .instructions import DEFAULT_TEMPLATE, Instructions
 
 log = logging.getLogger("hrsa.evaluate.encoder")
 
 
-def check_declared_pooling(path: str | os.PathLike) -> None:
-    """A sentence-transformers checkpoint must declare what we compute: mean pooling + Normalize.
+def matches_template(prompt: str, template: str) -> bool:
+    """Whether a fixed prompt is ``template`` with some instruction filled in."""
+    head, _, tail = template.partition("{instruction}")
+    pattern = re.escape(head) + "(.*)" + re.escape(tail)
+    return re.fullmatch(pattern, prompt, flags=re.DOTALL) is not None
 
-    Directories without ``modules.json`` (a backbone LLM) are not checked.
-    """
-    root = Path(path)
-    modules_file = root / "modules.json"
-    if not modules_file.is_file():
-        return
-    modules = json.loads(modules_file.read_text())
-    kinds = [m.get("type", "").rsplit(".", 1)[-1] for m in modules]
-    pooling = [m for m in modules if m.get("type", "").endswith("Pooling")]
-    if not pooling:
-        raise ModelError(f"{root}: modules.json declares no Pooling module ({kinds})")
-    config_file = root / pooling[0].get("path", "") / "config.json"
-    config = json.loads(config_file.read_text()) if config_file.is_file() else {}
-    mode = config.get("pooling_mode")
-    if mode is None:  # older sentence-transformers: one boolean per mode
-        mode = "mean" if config.get("pooling_mode_mean_tokens") else None
-    if mode not in ("mean", ["mean"]):
-        raise ModelError(f"{root}: pooling is {mode!r}; the evaluation computes mean pooling")
-    if "Normalize" not in kinds:
-        raise ModelError(f"{root}: modules.json has no Normalize module; embeddings are normalised")
+
+def detect_format(source: str | os.PathLike, revision: str | None = None):
+    """``(load_source, load_revision, format)`` of a model to evaluate, with what was detected
+    logged: the pooling, prompt handling and prompts its sentence-transformers files declare
+    (:func:`hrsa.models.read_embedding_format`); a directory without ``modules.json`` (a
+    backbone LLM) gets the recipe."""
+    load_source, load_revision, fmt = resolve_embedding_model(source, revision)
+    if not fmt.declared:
+        log.info("%s: no sentence-transformers files; the recipe's format is used", source)
+        return load_source, load_revision, fmt
+    log.info("%s declares %s", source, fmt.describe())
+    differences = fmt.differences()
+    if differences:
+        log.warning(
+            "%s differs from the training recipe (%s); its own format is used",
+            source,
+            "; ".join(differences),
+        )
+    return load_source, load_revision, fmt
 
 
 class InstructionMeanPoolEncoder(AbsEncoder):
@@ -65,6 +70,12 @@ class InstructionMeanPoolEncoder(AbsEncoder):
     Otherwise a text gets ``instructions.instruction(task, type, subset)`` in the template unless
     mteb encodes it as a retrieval document (``prompt_type == document``); the texts of symmetric
     tasks (STS, classification, clustering: ``prompt_type`` None) are all queries.
+
+    A model whose sentence-transformers files declare another format (a published checkpoint;
+    :func:`detect_format`) is evaluated with its own: its pooling mode, its prompt handling
+    (``include_prompt``: the prefix's tokens pooled or not), Normalize or not, and its fixed
+    prompts: a query prompt in the recipe's template keeps the per-task instructions, any other
+    query prompt replaces them for every query, and a document prompt is put before documents.
     """
 
     def __init__(
@@ -79,12 +90,30 @@ class InstructionMeanPoolEncoder(AbsEncoder):
         dtype: str = "auto",
         device: str = "auto",
     ) -> None:
-        check_declared_pooling(source)
+        load_source, load_revision, self.format = detect_format(source, revision)
         self.model, self.tokenizer = load_backbone(
-            source, revision=revision, dtype=dtype, attention="bidirectional", device=device
+            load_source,
+            revision=load_revision,
+            dtype=dtype,
+            attention="bidirectional",
+            device=device,
         )
         self.instructions = instructions
         self.template = instructions.template if instructions is not None else DEFAULT_TEMPLATE
+        self.own_query_prompt = ""
+        query_prompt = self.format.query_prompt
+        if query_prompt and instructions is not None:
+            if matches_template(query_prompt, self.template):
+                log.info(
+                    "query prompt %r is in the recipe's template: per-task instructions",
+                    query_prompt,
+                )
+            else:
+                self.own_query_prompt = query_prompt
+                log.warning(
+                    "queries get the model's own prompt %r, not per-task instructions", query_prompt
+                )
+        self.document_prompt = self.format.document_prompt if instructions is not None else ""
         self.batch_size = int(batch_size)
         self.max_length = int(max_length)
         self._announced: set[tuple[str, str, str | None]] = set()
@@ -116,6 +145,19 @@ class InstructionMeanPoolEncoder(AbsEncoder):
             return ""
         return self.instructions.instruction(task_metadata.name, task_metadata.type, hf_subset)
 
+    def prefix(
+        self, task_metadata, hf_subset: str, prompt_type: PromptType | None
+    ) -> tuple[str, str]:
+        """``(instruction, template)`` of one encode call: the recipe's instruction in its
+        template, or a model's own fixed prompt (template ``{instruction}``, i.e. verbatim)."""
+        if prompt_type == PromptType.document:
+            if self.document_prompt:
+                return self.document_prompt, "{instruction}"
+            return "", self.template
+        if self.own_query_prompt:
+            return self.own_query_prompt, "{instruction}"
+        return self.query_instruction(task_metadata, hf_subset, prompt_type), self.template
+
     def encode(
         self,
         inputs,
@@ -127,7 +169,7 @@ class InstructionMeanPoolEncoder(AbsEncoder):
         **kwargs: Any,
     ) -> np.ndarray:
         texts = [text for batch in inputs for text in batch["text"]]
-        instruction = self.query_instruction(task_metadata, hf_subset, prompt_type)
+        instruction, template = self.prefix(task_metadata, hf_subset, prompt_type)
         key = (task_metadata.name, hf_subset, prompt_type.value if prompt_type else None)
         if key not in self._announced:
             self._announced.add(key)
@@ -137,9 +179,11 @@ class InstructionMeanPoolEncoder(AbsEncoder):
             self.tokenizer,
             texts,
             instruction=instruction or None,
-            template=self.template,
-            exclude_instruction=True,
+            template=template,
+            exclude_instruction=not self.format.include_prompt,
             batch_size=self.batch_size,
             max_length=self.max_length,
+            normalize=self.format.normalize,
+            pooling=self.format.pooling,
         )
         return embeddings.numpy()

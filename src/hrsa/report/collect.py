@@ -28,7 +28,8 @@ import pandas as pd
 
 from hrsa.errors import ConfigError, DataError
 
-from ..evaluate.aggregate import TABLE1_COLUMNS  # the evaluation stage owns this contract
+# the evaluation stage owns this contract
+from ..evaluate.aggregate import TABLE1_COLUMNS, TABLE1_EMBEDDING_COLUMNS
 
 KEYS = ["pair", "stage", "dataset"]
 METRICS_COLUMNS = ["metric", "layer_base", "layer_reason", "k", "value", "ci_low", "ci_high"]
@@ -300,7 +301,12 @@ def read_table1(path: str | os.PathLike) -> pd.DataFrame:
     for column in ("delta_std", "n_seeds"):
         if column not in frame.columns:
             frame[column] = np.nan
-    return frame[TABLE1_COLUMNS]
+    # which embedding model each member is: trained, or a published checkpoint (older CSVs
+    # predate published checkpoints: trained)
+    for column in TABLE1_EMBEDDING_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = "trained"
+    return frame[TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS]
 
 
 # --------------------------------------------------------------------------- selections

@@ -44,6 +44,25 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (hidden.to(torch.float32) * m).sum(1) / m.sum(1).clamp(min=1.0)
 
 
+def pool_tokens(hidden: torch.Tensor, pool_mask: torch.Tensor, mode: str = "mean") -> torch.Tensor:
+    """Pool token states ``(B, T, D)`` over ``pool_mask`` in fp32, as sentence-transformers'
+    ``Pooling`` modes do: ``mean`` (the recipe), ``lasttoken`` (the last pooled token), ``cls``
+    (the first token, whatever the mask) or ``max`` (feature-wise over pooled tokens)."""
+    if mode == "mean":
+        return mean_pool(hidden, pool_mask)
+    h = hidden.to(torch.float32)
+    if mode == "cls":
+        return h[:, 0]
+    m = pool_mask.bool()
+    if mode == "lasttoken":
+        positions = torch.arange(m.shape[1], device=m.device).expand_as(m)
+        last = torch.where(m, positions, torch.zeros_like(positions)).amax(1)
+        return h[torch.arange(h.shape[0], device=h.device), last]
+    if mode == "max":
+        return h.masked_fill(~m.unsqueeze(-1), -1e9).amax(1)
+    raise ModelError(f"unknown pooling mode {mode!r}; expected mean, lasttoken, cls or max")
+
+
 def tokenize(
     tokenizer,
     texts: Sequence[str],
@@ -149,11 +168,14 @@ def embed_texts(
     batch_size: int = 32,
     normalize: bool = True,
     padding_side: str | None = None,
+    pooling: str = "mean",
 ) -> torch.Tensor:
     """Mean-pooled embeddings ``(N, D)`` (fp32, on CPU) of ``texts`` with a backbone or embedder.
 
     ``instruction`` (one for all, or one per text) is formatted with ``template`` and prepended;
     its tokens are left out of the mean when ``exclude_instruction``. Texts are batched by length.
+    ``pooling`` is another mode of :func:`pool_tokens` for models that declare one (a published
+    checkpoint); training always uses the mean.
     """
     texts = list(texts)
     if isinstance(instruction, str) or instruction is None:
@@ -183,7 +205,7 @@ def embed_texts(
             position_ids=position_ids_from_mask(features["attention_mask"]),
             use_cache=False,
         ).last_hidden_state
-        pooled = mean_pool(hidden, features["pool_mask"])
+        pooled = pool_tokens(hidden, features["pool_mask"], pooling)
         out[idx] = (F.normalize(pooled, dim=-1) if normalize else pooled).cpu()
     embedder.train(was_training)
     return out
