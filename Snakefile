@@ -1,5 +1,5 @@
 # hrsa-workflow: HRSA of base vs reasoning LLMs and of their embedding models.
-# Layout and data contracts: DESIGN.md (shared) and README.md.
+# Layout and data contracts: docs/contracts.md and README.md.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -26,7 +26,11 @@ include: "rules/report.smk"
 include: "rules/prefetch.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:
-        all_targets(),
+        PLAN.all_targets(),

@@ -23,10 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-# benchmarks/hrsa.py sits beside this file: keep this folder off the import path so that
-# `hrsa` is the package, not that script.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 
 def build_model(root: Path, hidden: int, layers: int) -> Path:
     """A randomly initialised Qwen2-style model with the tiny tokenizer (no training needed)."""

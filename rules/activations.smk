@@ -1,14 +1,12 @@
-# Activation stores (DESIGN.md contract 1), keyed by model so shared backbones run once.
-
-from hrsa.activations import extraction_settings
+# Activation stores (docs/contracts.md, contract 1), keyed by model so shared backbones run once.
 
 
 rule extract_activations:
     input:
-        model=stage_model_input,
-        texts="results/data/probe/{dataset}.jsonl",
+        model=lambda wc: PLAN.stage_model_input(wc.model, wc.stage),
+        texts=paths.PROBE_DATA,
     output:
-        directory("results/activations/{model}/{stage}/{dataset}"),
+        directory(paths.STORE),
     log:
         "logs/extract_activations/{model}/{stage}/{dataset}.log",
     benchmark:
@@ -17,24 +15,14 @@ rule extract_activations:
         "../envs/hrsa.yaml"
     threads: THREADS
     resources:
-        gpu=config["activations"].get("gpus", 0),
+        gpu=PLAN.extraction_gpus,
     params:
-        model=stage_model_path,
-        revision=stage_model_revision,
-        attention=lambda wc: (
-            config["activations"].get("attention", "bidirectional")
-            if wc.stage in ("backbone", "step0")
-            else "bidirectional"
-        ),
-        # labelled datasets feed the cross-model probe: their stores ignore the caps (every row)
-        settings=lambda wc: extraction_settings(
-            config["activations"],
-            wc.dataset,
-            keep_all=[
-                d for d, s in config["probe_datasets"].items() if s.get("labelled")
-            ],
-        ),
-        device=config.get("device", "auto"),
+        model=lambda wc: PLAN.stage_model_path(wc.model, wc.stage),
+        revision=lambda wc: PLAN.stage_model_revision(wc.model, wc.stage),
+        attention=lambda wc: PLAN.extraction_attention(wc.stage),
+        # labelled datasets feed the cross-model probe: their stores ignore the caps
+        settings=lambda wc: PLAN.extraction_settings(wc.dataset),
+        device=PLAN.device,
     script:
         "../workflow/scripts/extract_activations.py"
 
@@ -47,10 +35,10 @@ localrules:
 
 rule pair_check:
     input:
-        base=lambda wc: pair_store(wc, "base"),
-        reasoning=lambda wc: pair_store(wc, "reasoning"),
+        base=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "base"),
+        reasoning=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "reasoning"),
     output:
-        "results/checks/{pair}/{stage}/{dataset}.json",
+        paths.PAIR_CHECK,
     log:
         "logs/pair_check/{pair}/{stage}/{dataset}.log",
     conda:

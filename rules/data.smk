@@ -10,17 +10,17 @@ localrules:
 
 rule probe_data:
     input:
-        lambda wc: config["probe_datasets"][wc.dataset].get("local", []),
+        lambda wc: PLAN.probe_local_input(wc.dataset),
     output:
-        "results/data/probe/{dataset}.jsonl",
+        paths.PROBE_DATA,
     log:
         "logs/probe_data/{dataset}.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        spec=lambda wc: config["probe_datasets"][wc.dataset],
-        hf_home=config.get("hub", {}).get("cache_dir"),
-        cache_dir=config.get("hub", {}).get("cache_dir") or "results/prefetch/data",
-        mirror=config.get("data_mirror"),
+        spec=lambda wc: PLAN.probe_spec(wc.dataset),
+        hf_home=PLAN.hub_cache_dir,
+        cache_dir=PLAN.data_cache_dir(),
+        mirror=PLAN.data_mirror,
     script:
         "../workflow/scripts/probe_data.py"

@@ -1,17 +1,14 @@
-# HRSA of every pair x stage x dataset (DESIGN.md contract 2) and the cross-model linear probe.
-# Settings and targets: rules/hrsa_inputs.smk.
-
-
-include: "hrsa_inputs.smk"
+# HRSA of every pair x stage x dataset (docs/contracts.md, contract 2) and the cross-model
+# linear probe. Settings and targets: hrsa.plan.Plan (hrsa_settings, probe_settings, hrsa_targets).
 
 
 rule hrsa:
     input:
-        base=lambda wc: pair_store(wc, "base"),
-        reasoning=lambda wc: pair_store(wc, "reasoning"),
+        base=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "base"),
+        reasoning=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "reasoning"),
     output:
-        metrics="results/hrsa/{pair}/{stage}/{dataset}/metrics.csv",
-        summary="results/hrsa/{pair}/{stage}/{dataset}/summary.json",
+        metrics=f"{paths.HRSA_DIR}/metrics.csv",
+        summary=f"{paths.HRSA_DIR}/summary.json",
     log:
         "logs/hrsa/{pair}/{stage}/{dataset}.log",
     benchmark:
@@ -20,29 +17,25 @@ rule hrsa:
         "../envs/hrsa.yaml"
     threads: THREADS
     resources:
-        gpu=config["hrsa"].get("gpus", 0),
+        gpu=PLAN.hrsa_gpus,
     params:
-        settings=hrsa_settings(),
+        settings=PLAN.hrsa_settings(),
     script:
-        "../workflow/scripts/hrsa.py"
+        "../workflow/scripts/hrsa_metrics.py"
 
 
 rule cross_model_probe:
     input:
-        base=lambda wc: pair_store(wc, "base"),
-        reasoning=lambda wc: pair_store(wc, "reasoning"),
+        base=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "base"),
+        reasoning=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "reasoning"),
     output:
-        "results/hrsa/{pair}/{stage}/{dataset}/probe.csv",
+        f"{paths.HRSA_DIR}/probe.csv",
     log:
         "logs/cross_model_probe/{pair}/{stage}/{dataset}.log",
     conda:
         "../envs/hrsa.yaml"
     threads: THREADS
     params:
-        settings={
-            k: v
-            for k, v in config["hrsa"].get("probe", {}).items()
-            if k in ("seed", "C", "max_iter")
-        },
+        settings=PLAN.probe_settings(),
     script:
         "../workflow/scripts/cross_model_probe.py"

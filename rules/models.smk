@@ -3,13 +3,9 @@
 
 rule build_tiny_model:
     input:
-        init=lambda wc: (
-            model_dir(model_spec(wc.model)["build"]["init"])
-            if "init" in model_spec(wc.model).get("build", {})
-            else []
-        ),
+        init=lambda wc: PLAN.build_init_input(wc.model),
     output:
-        directory("results/models/{model}"),
+        directory(paths.MODEL_DIR),
     log:
         "logs/build_tiny_model/{model}.log",
     benchmark:
@@ -18,7 +14,7 @@ rule build_tiny_model:
         "../envs/hrsa.yaml"
     threads: THREADS
     params:
-        build=lambda wc: model_spec(wc.model)["build"],
+        build=lambda wc: PLAN.build_settings(wc.model),
     script:
         "../workflow/scripts/build_tiny_model.py"
 
@@ -29,15 +25,15 @@ localrules:
 
 rule prefetch_model:
     output:
-        "results/prefetch/models/{model}.json",
+        paths.PREFETCH_MODEL,
     log:
         "logs/prefetch_model/{model}.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        source=lambda wc: model_spec(wc.model)["source"],
-        revision=lambda wc: model_spec(wc.model).get("revision"),
-        cache_dir=config.get("hub", {}).get("cache_dir"),
+        source=lambda wc: PLAN.model_spec(wc.model)["source"],
+        revision=lambda wc: PLAN.model_revision(wc.model),
+        cache_dir=PLAN.hub_cache_dir,
     script:
         "../workflow/scripts/prefetch_model.py"
 
@@ -50,15 +46,15 @@ localrules:
 
 rule prefetch_embedding:
     output:
-        "results/prefetch/embeddings/{model}.json",
+        paths.PREFETCH_EMBEDDING,
     log:
         "logs/prefetch_embedding/{model}.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        source=lambda wc: embedding_spec(wc.model)["source"],
-        revision=lambda wc: embedding_spec(wc.model).get("revision"),
-        cache_dir=config.get("hub", {}).get("cache_dir"),
+        source=lambda wc: PLAN.embedding_spec(wc.model)["source"],
+        revision=lambda wc: PLAN.emb_model_revision(wc.model),
+        cache_dir=PLAN.hub_cache_dir,
         embedding=True,
     script:
         "../workflow/scripts/prefetch_model.py"

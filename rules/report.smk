@@ -1,112 +1,128 @@
 # The report: every table and figure of the paper from results/hrsa and results/mteb.
-# Settings, defaults and input functions: rules/report_inputs.smk. Targets: report_all (all of
-# it), results/report/table{N}.csv (one table), results/report/pairs/{pair}.png (one pair).
+# Which outputs exist and what each reads: hrsa.plan.Plan (report_* methods, documented in
+# config/README.md under `report`). Targets: report_all (all of it), results/report/table{N}.csv
+# (one table), results/report/pairs/{pair}.png (one pair). Every rule here reads a few small
+# files and draws: local rules, never cluster jobs.
 
 
-include: "report_inputs.smk"
+localrules:
+    report_table1,
+    report_table2,
+    report_table3,
+    report_table4,
+    report_table7,
+    report_h_inv_table,
+    report_figure3,
+    report_figure4,
+    report_figure5,
+    report_layer_grid,
+    report_probe_grid,
+    report_pair,
+    report_readme,
+    report_all,
 
 
 rule report_table1:
     input:
-        "results/mteb/table1.csv",
+        paths.TABLE1,
     output:
         csv=report(
-            f"{REPORT}/table1.csv",
+            f"{paths.REPORT}/table1.csv",
             caption="../workflow/report/table1.rst",
             category="Tables",
             labels={"table": "Table 1"},
         ),
-        md=f"{REPORT}/table1.md",
+        md=f"{paths.REPORT}/table1.md",
     log:
         "logs/report/table1.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
+        **PLAN.report_names(),
     script:
         "../workflow/scripts/report_table1.py"
 
 
 rule report_table2:
     input:
-        summaries=hrsa_results("summary.json", datasets=[report_main_dataset()]),
-        probes=report_probe_results(),
+        summaries=PLAN.hrsa_results("summary.json", datasets=[PLAN.main_dataset()]),
+        probes=PLAN.probe_results(),
     output:
         csv=report(
-            f"{REPORT}/table2.csv",
+            f"{paths.REPORT}/table2.csv",
             caption="../workflow/report/table2.rst",
             category="Tables",
             labels={"table": "Table 2"},
         ),
-        md=f"{REPORT}/table2.md",
+        md=f"{paths.REPORT}/table2.md",
     log:
         "logs/report/table2.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        dataset=report_main_dataset(),
-        probe_dataset=report_probe_dataset(),
-        thresholds=report_setting("verdicts") or {},
+        **PLAN.report_names(),
+        dataset=PLAN.main_dataset(),
+        probe_dataset=PLAN.probe_dataset(),
+        thresholds=PLAN.verdict_thresholds(),
     script:
         "../workflow/scripts/report_table2.py"
 
 
 rule report_table3:
     input:
-        summaries=hrsa_results("summary.json", datasets=[report_main_dataset()]),
+        summaries=PLAN.hrsa_results("summary.json", datasets=[PLAN.main_dataset()]),
     output:
         csv=report(
-            f"{REPORT}/table3.csv",
+            f"{paths.REPORT}/table3.csv",
             caption="../workflow/report/table3.rst",
             category="Tables",
             labels={"table": "Table 3"},
         ),
-        md=f"{REPORT}/table3.md",
+        md=f"{paths.REPORT}/table3.md",
     log:
         "logs/report/table3.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        dataset=report_main_dataset(),
+        **PLAN.report_names(),
+        dataset=PLAN.main_dataset(),
     script:
         "../workflow/scripts/report_table3.py"
 
 
 rule report_table4:
     input:
-        summaries=hrsa_results("summary.json", datasets=[report_main_dataset()]),
+        summaries=PLAN.hrsa_results("summary.json", datasets=[PLAN.main_dataset()]),
     output:
         csv=report(
-            f"{REPORT}/table4.csv",
+            f"{paths.REPORT}/table4.csv",
             caption="../workflow/report/table4.rst",
             category="Tables",
             labels={"table": "Table 4"},
         ),
-        md=f"{REPORT}/table4.md",
+        md=f"{paths.REPORT}/table4.md",
     log:
         "logs/report/table4.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        dataset=report_main_dataset(),
+        **PLAN.report_names(),
+        dataset=PLAN.main_dataset(),
     script:
         "../workflow/scripts/report_table4.py"
 
 
 rule report_table7:
     input:
-        **report_table7_inputs(),
+        **PLAN.table7_inputs(),
     output:
         csv=report(
-            f"{REPORT}/table7.csv",
+            f"{paths.REPORT}/table7.csv",
             caption="../workflow/report/table7.rst",
             category="Tables",
             labels={"table": "Table 7"},
         ),
-        md=f"{REPORT}/table7.md",
+        md=f"{paths.REPORT}/table7.md",
     log:
         "logs/report/table7.log",
     conda:
@@ -117,17 +133,17 @@ rule report_table7:
 
 rule report_h_inv_table:
     input:
-        summaries=lambda wc: hrsa_results(
-            "summary.json", stages=[REPORT_H_INV_TABLES[wc.number]]
+        summaries=lambda wc: PLAN.hrsa_results(
+            "summary.json", stages=[paths.H_INV_TABLES[wc.number]]
         ),
     output:
         csv=report(
-            f"{REPORT}/table{{number}}.csv",
+            f"{paths.REPORT}/table{{number}}.csv",
             caption="../workflow/report/table_h_inv.rst",
             category="Tables",
             labels={"table": "Table {number}"},
         ),
-        md=f"{REPORT}/table{{number}}.md",
+        md=f"{paths.REPORT}/table{{number}}.md",
     log:
         "logs/report/table{number}.log",
     wildcard_constraints:
@@ -135,103 +151,103 @@ rule report_h_inv_table:
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        stage=lambda wc: REPORT_H_INV_TABLES[wc.number],
-        datasets=HRSA_DATASETS,
-        dataset_labels=report_dataset_labels(),
+        **PLAN.report_names(),
+        stage=lambda wc: paths.H_INV_TABLES[wc.number],
+        datasets=PLAN.hrsa_datasets,
+        dataset_labels=PLAN.dataset_labels(),
     script:
         "../workflow/scripts/report_h_inv_table.py"
 
 
 rule report_figure3:
     input:
-        metrics=hrsa_results(
+        metrics=PLAN.hrsa_results(
             "metrics.csv",
-            pairs=report_figure3_pairs(),
-            datasets=[report_main_dataset()],
+            pairs=PLAN.figure3_pairs(),
+            datasets=[PLAN.main_dataset()],
         ),
     output:
         png=report(
-            f"{REPORT}/figure3.png",
+            f"{paths.REPORT}/figure3.png",
             caption="../workflow/report/figure3.rst",
             category="Figures",
             labels={"figure": "Figure 3"},
         ),
-        pdf=f"{REPORT}/figure3.pdf",
+        pdf=f"{paths.REPORT}/figure3.pdf",
     log:
         "logs/report/figure3.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        figure_pairs=report_figure3_pairs(),
-        stages=report_stages(),
-        dataset=report_main_dataset(),
+        **PLAN.report_names(),
+        figure_pairs=PLAN.figure3_pairs(),
+        stages=PLAN.report_stages(),
+        dataset=PLAN.main_dataset(),
     script:
         "../workflow/scripts/report_figure3.py"
 
 
 rule report_figure4:
     input:
-        probes=report_probe_results(pairs=report_figure3_pairs()),
+        probes=PLAN.probe_results(pairs=PLAN.figure3_pairs()),
     output:
         png=report(
-            f"{REPORT}/figure4.png",
+            f"{paths.REPORT}/figure4.png",
             caption="../workflow/report/figure4.rst",
             category="Figures",
             labels={"figure": "Figure 4"},
         ),
-        pdf=f"{REPORT}/figure4.pdf",
+        pdf=f"{paths.REPORT}/figure4.pdf",
     log:
         "logs/report/figure4.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        figure_pairs=report_figure3_pairs(),
-        stages=report_stages(),
-        dataset=report_probe_dataset(),
+        **PLAN.report_names(),
+        figure_pairs=PLAN.figure3_pairs(),
+        stages=PLAN.report_stages(),
+        dataset=PLAN.probe_dataset(),
     script:
         "../workflow/scripts/report_figure4.py"
 
 
 rule report_figure5:
     input:
-        summaries=report_dynamics_results,
+        summaries=lambda wc: PLAN.dynamics_results(wc.pair),
     output:
         png=report(
-            f"{REPORT}/figure5/{{pair}}.png",
+            f"{paths.REPORT}/figure5/{{pair}}.png",
             caption="../workflow/report/figure5.rst",
             category="Figures",
             subcategory="Figure 5: training dynamics",
             labels={"figure": "Figure 5", "pair": "{pair}"},
         ),
-        pdf=f"{REPORT}/figure5/{{pair}}.pdf",
+        pdf=f"{paths.REPORT}/figure5/{{pair}}.pdf",
     log:
         "logs/report/figure5/{pair}.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        datasets=report_dynamics_datasets(),
-        dataset_labels=report_dataset_labels(),
+        **PLAN.report_names(),
+        datasets=PLAN.dynamics_datasets(),
+        dataset_labels=PLAN.dataset_labels(),
     script:
         "../workflow/scripts/report_figure5.py"
 
 
 rule report_layer_grid:
     input:
-        metrics=lambda wc: hrsa_results(
-            "metrics.csv", stages=[REPORT_LAYER_GRIDS[wc.number][1]]
+        metrics=lambda wc: PLAN.hrsa_results(
+            "metrics.csv", stages=[paths.LAYER_GRIDS[wc.number][1]]
         ),
     output:
         png=report(
-            f"{REPORT}/figure{{number}}.png",
+            f"{paths.REPORT}/figure{{number}}.png",
             caption="../workflow/report/figure_layer_grid.rst",
             category="Figures",
             labels={"figure": "Figure {number}"},
         ),
-        pdf=f"{REPORT}/figure{{number}}.pdf",
+        pdf=f"{paths.REPORT}/figure{{number}}.pdf",
     log:
         "logs/report/figure{number}.log",
     wildcard_constraints:
@@ -239,26 +255,26 @@ rule report_layer_grid:
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        metric=lambda wc: REPORT_LAYER_GRIDS[wc.number][0],
-        stage=lambda wc: REPORT_LAYER_GRIDS[wc.number][1],
-        datasets=HRSA_DATASETS,
-        dataset_labels=report_dataset_labels(),
+        **PLAN.report_names(),
+        metric=lambda wc: paths.LAYER_GRIDS[wc.number][0],
+        stage=lambda wc: paths.LAYER_GRIDS[wc.number][1],
+        datasets=PLAN.hrsa_datasets,
+        dataset_labels=PLAN.dataset_labels(),
     script:
         "../workflow/scripts/report_layer_grid.py"
 
 
 rule report_probe_grid:
     input:
-        probes=lambda wc: report_probe_results(stages=[REPORT_PROBE_GRIDS[wc.number]]),
+        probes=lambda wc: PLAN.probe_results(stages=[paths.PROBE_GRIDS[wc.number]]),
     output:
         png=report(
-            f"{REPORT}/figure{{number}}.png",
+            f"{paths.REPORT}/figure{{number}}.png",
             caption="../workflow/report/figure_probe_grid.rst",
             category="Figures",
             labels={"figure": "Figure {number}"},
         ),
-        pdf=f"{REPORT}/figure{{number}}.pdf",
+        pdf=f"{paths.REPORT}/figure{{number}}.pdf",
     log:
         "logs/report/figure{number}.log",
     wildcard_constraints:
@@ -266,58 +282,58 @@ rule report_probe_grid:
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        stage=lambda wc: REPORT_PROBE_GRIDS[wc.number],
-        dataset=report_probe_dataset(),
-        dataset_labels=report_dataset_labels(),
+        **PLAN.report_names(),
+        stage=lambda wc: paths.PROBE_GRIDS[wc.number],
+        dataset=PLAN.probe_dataset(),
+        dataset_labels=PLAN.dataset_labels(),
     script:
         "../workflow/scripts/report_probe_grid.py"
 
 
 rule report_pair:
     input:
-        metrics=lambda wc: hrsa_results("metrics.csv", pairs=[wc.pair]),
+        metrics=lambda wc: PLAN.hrsa_results("metrics.csv", pairs=[wc.pair]),
     output:
         png=report(
-            f"{REPORT}/pairs/{{pair}}.png",
+            f"{paths.REPORT}/pairs/{{pair}}.png",
             caption="../workflow/report/pair.rst",
             category="Per pair",
             labels={"pair": "{pair}"},
         ),
-        pdf=f"{REPORT}/pairs/{{pair}}.pdf",
+        pdf=f"{paths.REPORT}/pairs/{{pair}}.pdf",
     log:
         "logs/report/pairs/{pair}.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        stages=report_stages(),
-        datasets=HRSA_DATASETS,
-        dataset_labels=report_dataset_labels(),
+        **PLAN.report_names(),
+        stages=PLAN.report_stages(),
+        datasets=PLAN.hrsa_datasets,
+        dataset_labels=PLAN.dataset_labels(),
     script:
         "../workflow/scripts/report_pair.py"
 
 
 rule report_readme:
     input:
-        tables=report_tables(),
-        figures=report_figures(),
+        tables=PLAN.report_tables(),
+        figures=PLAN.report_figures(),
     output:
-        f"{REPORT}/README.md",
+        f"{paths.REPORT}/README.md",
     log:
         "logs/report/readme.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        **report_pairs(),
-        skipped=report_skipped(),
+        **PLAN.report_names(),
+        skipped=PLAN.report_skipped(),
     script:
         "../workflow/scripts/report_readme.py"
 
 
 rule report_all:
     input:
-        report_targets(),
+        PLAN.report_targets(),
     log:
         "logs/report/all.log",
     conda:

@@ -1,10 +1,7 @@
-# Contrastive training of the backbones into embedding models (DESIGN.md contract 3):
+# Contrastive training of the backbones into embedding models (docs/contracts.md, contract 3):
 # training data (each set sampled to its planned rows; Table 7 by default for hub/local data)
 # -> hard-negative mining (only rows without enough annotated negatives, plain queries, the
 # set's positives as the pool) -> one training job per (model, seed).
-
-
-include: "train_inputs.smk"
 
 
 localrules:
@@ -13,28 +10,28 @@ localrules:
 
 rule contrastive_data:
     input:
-        list((TRAIN_DATA.get("files") or {}).values()),
+        PLAN.training_data_inputs(),
     output:
-        data="results/data/train/contrastive.jsonl",
-        report="results/data/train/contrastive.jsonl.report.json",
+        data=paths.TRAIN_DATA,
+        report=paths.TRAIN_DATA_REPORT,
     log:
         "logs/contrastive_data/contrastive.log",
     conda:
         "../envs/hrsa.yaml"
     params:
-        data=TRAIN_DATA,
-        mirror=config.get("data_mirror"),
+        data=PLAN.training_data_settings(),
+        mirror=PLAN.data_mirror,
     script:
         "../workflow/scripts/contrastive_data.py"
 
 
 rule mine_negatives:
     input:
-        data="results/data/train/contrastive.jsonl",
-        model=mining_model_input,
+        data=paths.TRAIN_DATA,
+        model=PLAN.mining_model_input(),
     output:
-        data="results/data/train/mined.jsonl",
-        report="results/data/train/mined.jsonl.report.json",
+        data=paths.MINED_DATA,
+        report=paths.MINED_DATA_REPORT,
     log:
         "logs/mine_negatives/mined.log",
     benchmark:
@@ -43,35 +40,23 @@ rule mine_negatives:
         "../envs/hrsa.yaml"
     threads: THREADS
     resources:
-        gpu=min(TRAIN_GPUS, 1),
+        gpu=min(PLAN.train_gpus, 1),
     params:
-        model=mining_model_source(),
-        revision=(
-            model_spec(MINING_MODEL).get("revision")
-            if MINING_MODEL in config["models"]
-            else TRAIN_MINING.get("revision")
-        ),
-        cache_dir="results/data/train/mining-cache",
-        device=config.get("device", "auto"),
-        settings={
-            "num_negatives": int(TRAIN_MINING.get("num_negatives", 3)),
-            "relative_margin": float(TRAIN_MINING.get("relative_margin", 0.05)),
-            "range_max": int(TRAIN_MINING.get("range_max", 100)),
-            "range_max_fraction": float(TRAIN_MINING.get("range_max_fraction", 0.1)),
-            "batch_size": int(TRAIN_MINING.get("batch_size", 32)),
-            "use_faiss": bool(TRAIN_MINING.get("use_faiss", False)),
-            "max_length": int(TRAIN_MINING.get("max_length", 512)),
-        },
+        model=lambda wc: PLAN.mining_model_source(),
+        revision=PLAN.mining_model_revision(),
+        cache_dir=paths.MINING_CACHE,
+        device=PLAN.device,
+        settings=PLAN.mining_settings(),
     script:
         "../workflow/scripts/mine_negatives.py"
 
 
 rule train_embedding:
     input:
-        model=model_input,
-        data=training_data_file(),
+        model=lambda wc: PLAN.model_input(wc.model),
+        data=PLAN.training_data_file(),
     output:
-        directory("results/embeddings/{model}/seed{seed}"),
+        directory(paths.EMBEDDING_DIR),
     log:
         "logs/train_embedding/{model}/seed{seed}.log",
     benchmark:
@@ -80,11 +65,11 @@ rule train_embedding:
         "../envs/hrsa.yaml"
     threads: THREADS
     resources:
-        gpu=TRAIN_GPUS,
+        gpu=PLAN.train_gpus,
     params:
-        source=model_source,
-        revision=lambda wc: model_spec(wc.model).get("revision"),
-        settings=trainer_settings,
-        processes=max(1, TRAIN_GPUS),
+        source=lambda wc: PLAN.model_source(wc.model),
+        revision=lambda wc: PLAN.model_revision(wc.model),
+        settings=lambda wc: PLAN.trainer_settings(wc.seed),
+        processes=PLAN.train_processes,
     script:
         "../workflow/scripts/train_embedding.py"

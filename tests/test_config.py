@@ -10,7 +10,7 @@ from hrsa.config import validate_config
 from hrsa.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = ROOT / "src" / "hrsa" / "schemas" / "config.schema.yaml"
 
 
 def load(name):
@@ -93,13 +93,6 @@ def test_cli_validates_and_reports_errors(tmp_path, capsys):
 
 def _paper():
     return copy.deepcopy(load("paper.yaml"))
-
-
-def test_default_global_batch_constant_matches_the_trainer():
-    from hrsa.config import DEFAULT_GLOBAL_BATCH_SIZE
-    from hrsa.train.config import TrainConfig
-
-    assert DEFAULT_GLOBAL_BATCH_SIZE == TrainConfig().global_batch_size
 
 
 def test_source_that_cannot_fill_a_global_batch_is_named():

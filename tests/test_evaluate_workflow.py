@@ -24,7 +24,7 @@ include: "rules/evaluate.smk"
 
 rule stub_embedding_checkpoint:
     input:
-        lambda wc: model_input(wc.model),
+        lambda wc: PLAN.model_input(wc.model),
     output:
         directory("results/embeddings/{model}/seed{seed}"),
     log:

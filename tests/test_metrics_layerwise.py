@@ -296,11 +296,11 @@ def test_settings_from_config():
         {"knn_k": [50, 5, 10], "bootstrap": "7", "datasets": ["x"], "probe": {"seed": 1}}
     )
     assert s.knn_k == (5, 10, 50) and s.bootstrap == 7
-    with pytest.raises(ConfigError, match="knn_kk"):
+    with pytest.raises(ConfigError, match=r"config key hrsa: unknown settings \['knn_kk'\]"):
         HRSASettings.from_config({"knn_kk": [5]})
-    with pytest.raises(ConfigError, match="ci"):
+    with pytest.raises(ConfigError, match=r"config key hrsa\.ci: must be in \(0, 1\)"):
         HRSASettings.from_config({"ci": 1.5})
-    with pytest.raises(ConfigError, match="device"):
+    with pytest.raises(ConfigError, match="config key device: 'tpu' is not a torch device"):
         resolve_device("tpu")
 
 

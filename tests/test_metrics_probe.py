@@ -1,4 +1,5 @@
-"""The function-level metric: cross-model linear probes (paper 3.4.1, DESIGN.md protocol)."""
+"""The function-level metric: cross-model linear probes (paper 3.4.1; protocol and probe.csv:
+docs/contracts.md, contract 2)."""
 
 from __future__ import annotations
 

@@ -2,14 +2,12 @@
 ``max_length: null`` extracts whole sequences."""
 
 import json
-from pathlib import Path
 
 from hrsa.activations import ActivationStore, extract, extraction_settings
 from hrsa.data import synthetic
 from hrsa.data.probe import write_jsonl
 from hrsa.models import load_backbone
 
-ROOT = Path(__file__).resolve().parents[1]
 CAPS = {
     "attention": "bidirectional",
     "gpus": 1,
@@ -28,11 +26,6 @@ def test_settings_drop_the_caps_only_for_the_datasets_that_keep_everything():
     assert other["max_sequences"] == 5 and other["max_tokens"] == 60
     for s in (probe_set, other):
         assert "attention" not in s and "gpus" not in s and s["max_length"] == 256
-
-
-def test_the_extraction_rule_keeps_every_row_of_labelled_datasets():
-    rule = (ROOT / "rules" / "activations.smk").read_text()
-    assert "extraction_settings(" in rule and 's.get("labelled")' in rule
 
 
 def test_probe_dataset_store_keeps_all_sequences_under_caps(tiny_models, tmp_path):

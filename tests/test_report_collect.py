@@ -165,7 +165,7 @@ def test_pairs_from_config_names_and_order():
 
 
 def test_pairs_from_config_requires_family():
-    with pytest.raises(ConfigError, match="'p'.*family"):
+    with pytest.raises(ConfigError, match=r"config key pairs\.p\.family: missing"):
         collect.pairs_from_config({"p": {"base": "a", "reasoning": "b"}})
 
 

@@ -157,3 +157,87 @@ def test_atomic_path_leaves_old_file_on_error(tmp_path):
         raise RuntimeError("writer failed")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+
+
+def table1_frame(published: dict[str, tuple[str, str]]):
+    """Table 1 rows of pairs rl and sft; ``published[pair]``: (base_embedding, reasoning_embedding)."""
+    rows = [
+        ("rl", "RLVR", "BRIGHT", 0.20, 0.21, 0.01, 0.001, 3),
+        ("sft", "SFT", "BRIGHT", 0.10, 0.12, 0.02, 0.002, 3),
+    ]
+    frame = pd.DataFrame(rows, columns=collect.TABLE1_COLUMNS)
+    for role, i in (("base_embedding", 0), ("reasoning_embedding", 1)):
+        frame[role] = [published.get(p, ("trained", "trained"))[i] for p in frame["pair"]]
+    return frame
+
+
+MODELS = {
+    "ds": {"label": "DS-1.5B", "embedding_source": {"source": "hub/ds-emb", "revision": "r1"}},
+    "pro": {"label": "ProRL-1.5B"},
+    "qw": {"label": "Qwen-Math"},
+}
+
+
+def test_table1_marks_pairs_with_a_published_checkpoint():
+    frame = table1_frame({"rl": ("published", "trained")})
+    table = tables.table1(frame, PAIRS, models=MODELS)
+    lines = table.markdown.splitlines()
+    assert lines[2].startswith("| SFT | Qwen2.5-Emb vs DS-Emb | SFT |")  # trained: no mark
+    assert lines[3].startswith("| RLVR | DS-Emb vs ProRL-Emb † | RLVR | 20.00 |")
+    assert lines[-1] == (
+        "† published checkpoint (not trained by this run; evaluated once, its score stands for "
+        "every seed): DS-Emb vs ProRL-Emb: DS-1.5B-Emb = `hub/ds-emb`."
+    )
+    assert table.markdown.count("†") == 2
+    # the CSV is the same as without published checkpoints: no mark in it
+    plain = tables.table1(table1_frame({}), PAIRS, models=MODELS)
+    assert table.frame.drop(columns=collect.TABLE1_EMBEDDING_COLUMNS).equals(
+        plain.frame.drop(columns=collect.TABLE1_EMBEDDING_COLUMNS)
+    )
+    assert table.frame.loc[0, "model_pair"] == "DS-Emb vs ProRL-Emb"
+
+
+def test_table1_lists_every_published_member_and_unknown_sources():
+    frame = table1_frame({"rl": ("published", "published"), "sft": ("trained", "published")})
+    markdown = tables.table1(frame, PAIRS, models=MODELS).markdown
+    assert "| SFT | Qwen2.5-Emb vs DS-Emb † |" in markdown
+    assert "| RLVR | DS-Emb vs ProRL-Emb † |" in markdown
+    # pairs in the evaluation's order; a member without a configured source shows ?
+    assert markdown.endswith(
+        "every seed): DS-Emb vs ProRL-Emb: DS-1.5B-Emb = `hub/ds-emb`, ProRL-1.5B-Emb = `?`; "
+        "Qwen2.5-Emb vs DS-Emb: DS-1.5B-Emb = `hub/ds-emb`.\n"
+    )
+
+
+def test_table1_marks_the_published_pairs_row_even_with_a_shared_name():
+    # two pairs with the same display name: the mark goes to the published one's row
+    pairs = collect.pairs_from_config(
+        {
+            "rl": {"base": "ds", "reasoning": "pro", "family": "RLVR", "label": "A vs B"},
+            "rl2": {"base": "qw", "reasoning": "ds", "family": "RLVR", "label": "A vs B"},
+        },
+        MODELS,
+    )
+    frame = table1_frame({"sft": ("trained", "published")})
+    frame["pair"] = frame["pair"].replace({"sft": "rl2"})
+    lines = tables.table1(frame, pairs, models=MODELS).markdown.splitlines()
+    assert lines[2].startswith("| RLVR | A-Emb vs B-Emb | RLVR |")
+    assert lines[3].startswith("| RLVR | A-Emb vs B-Emb † | RLVR |")
+
+
+def test_table1_adds_nothing_when_nothing_is_published(tmp_path):
+    frame = table1_frame({"rl": ("trained", "trained"), "sft": ("backbone", "backbone")})
+    table = tables.table1(frame, PAIRS, models=MODELS)
+    bare = tables.table1(frame[collect.TABLE1_COLUMNS], PAIRS)  # no embedding columns at all
+    assert table.markdown == bare.markdown
+    assert "†" not in table.markdown and "published" not in table.markdown
+    assert table.markdown.endswith("Mean over 3 seed(s); Δ = reason-Emb − base-Emb.\n")
+    table.write(tmp_path / "t.csv", tmp_path / "t.md")
+    marked = tables.table1(table1_frame({"rl": ("published", "trained")}), PAIRS, models=MODELS)
+    marked.write(tmp_path / "m.csv")
+    # CSVs differ only in the embedding columns' values
+    a, b = (pd.read_csv(tmp_path / f) for f in ("t.csv", "m.csv"))
+    assert list(a.columns) == list(b.columns)
+    assert a.drop(columns=collect.TABLE1_EMBEDDING_COLUMNS).equals(
+        b.drop(columns=collect.TABLE1_EMBEDDING_COLUMNS)
+    )

@@ -139,7 +139,7 @@ def test_mine_file_writes_data_and_report(tiny_models, tmp_path):
     assert saved["relative_margin"] == 0.05 and saved["query_prompt"] is None
     assert saved["sources"]["synthetic_arithmetic"]["policy"] == "kept"
     assert saved["sources"]["synthetic_search"]["policy"] == "mined"
-    with pytest.raises(ConfigError, match="num_negatives"):
+    with pytest.raises(ConfigError, match=r"config key training\.mining\.num_negatives: must be"):
         mine_negatives(read_examples(out), None, num_negatives=0)
 
 

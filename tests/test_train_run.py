@@ -132,7 +132,10 @@ def test_bad_input_fails_before_training(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="full global batch"):
         train_embedding_model(missing_model, small, out, SMALL)
     good = _write(tmp_path / "good.jsonl", [e.to_dict() for e in synthetic_examples(16)])
-    with pytest.raises(ConfigError, match="not divisible by 3 processes"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key training\.global_batch_size: \d+ is not divisible by 3 processes",
+    ):
         launch(
             backbone=str(missing_model),
             data=str(good),
@@ -141,10 +144,13 @@ def test_bad_input_fails_before_training(tmp_path, monkeypatch):
             num_processes=3,
         )
     monkeypatch.setenv("WORLD_SIZE", "3")
-    with pytest.raises(ConfigError, match="not divisible by the 3 processes"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key training\.global_batch_size: \d+ is not divisible by the 3 processes",
+    ):
         train_embedding_model(missing_model, good, out, SMALL)
     monkeypatch.delenv("WORLD_SIZE")
-    with pytest.raises(ConfigError, match="training.temperature"):
+    with pytest.raises(ConfigError, match=r"config key training\.temperature: must be > 0"):
         TrainConfig.from_mapping({"temperature": 0})
     assert TrainConfig.from_mapping({"learning_rate": "2e-5"}).learning_rate == 2e-5
     assert not out.exists()

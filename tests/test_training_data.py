@@ -60,15 +60,27 @@ def test_plan_forms_and_errors():
     assert C.planned_rows({"source": "synthetic", "n_per_source": 5, "scale": 2}) == dict.fromkeys(
         C.SYNTHETIC_SOURCES, 10
     )
-    with pytest.raises(ConfigError, match="n_per_source applies to source: synthetic only"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key training\.data\.n_per_source: applies to source: synthetic only",
+    ):
         C.planned_rows(hub | {"n_per_source": 64})  # the old silent 64 rows
-    with pytest.raises(ConfigError, match="rows names sources that are not used.*squad"):
+    with pytest.raises(
+        ConfigError,
+        match=r"config key training\.data\.rows: names sources that are not used.*squad",
+    ):
         C.planned_rows(hub | {"rows": {"squad": 3}})
-    with pytest.raises(ConfigError, match=r"rows\.nli must be an integer"):
+    with pytest.raises(
+        ConfigError, match=r"config key training\.data\.rows\.nli: must be an integer"
+    ):
         C.planned_rows(hub | {"rows": {"nli": 0}})
-    with pytest.raises(ConfigError, match="table7 needs source hub or local"):
+    with pytest.raises(
+        ConfigError, match=r"config key training\.data\.rows: table7 needs source hub or local"
+    ):
         C.planned_rows({"source": "synthetic", "rows": "table7"})
-    with pytest.raises(ConfigError, match="scale must be a number > 0"):
+    with pytest.raises(
+        ConfigError, match=r"config key training\.data\.scale: must be a number > 0"
+    ):
         C.planned_rows(hub | {"scale": 0})
     local = {"source": "local", "files": {"mine": "x.jsonl"}}
     with pytest.raises(ConfigError, match=r"'mine' is not in Table 7.*training.data.rows.mine"):

@@ -128,6 +128,33 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     assert (
         tmp_path / "logs" / "extract_activations" / "tiny-base" / "backbone" / "cot.log"
     ).is_file()
+    # the same config with the keys of every section in another order reruns nothing (params
+    # are recorded as text; hrsa.plan normalises them)
+    reordered = tmp_path / "reordered.yaml"
+    reordered.write_text(
+        yaml.safe_dump(reverse_keys(yaml.safe_load(cfg.read_text())), sort_keys=False)
+    )
+    assert reordered.read_text() != cfg.read_text()
+    dry = run(tmp_path, "-n", "--configfile", str(reordered))
+    assert "Nothing to be done" in dry.stdout + dry.stderr, (dry.stdout + dry.stderr)[-3000:]
+
+
+def reverse_keys(value, top=True):
+    """Every mapping's keys in reverse order, except the order of pairs and models (which is the
+    order of rows in the report: a real change) and of the top level."""
+    if isinstance(value, dict):
+        items = list(value.items()) if top else list(reversed(value.items()))
+        return {
+            k: (
+                {n: reverse_keys(v2, top=False) for n, v2 in v.items()}
+                if top and k in ("pairs", "models")
+                else reverse_keys(v, top=False)
+            )
+            for k, v in items
+        }
+    if isinstance(value, list):
+        return [reverse_keys(v, top=False) for v in value]
+    return value
 
 
 def test_bad_config_key_stops_the_workflow_naming_it(tmp_path):

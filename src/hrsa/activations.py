@@ -1,391 +1,69 @@
-"""Activation stores: every hidden state of one model on one probe dataset, token by token.
+"""Activation extraction: every hidden state of one model on one probe dataset, token by token.
 
-Layout of a store directory (DESIGN.md, contract 1)::
+:func:`extract` tokenizes the probe texts, keeps a seeded subsample of whole sequences, runs the
+model in length-sorted batches and streams each batch's hidden states into an activation store
+(:class:`~hrsa.store.StoreWriter`), so peak memory depends on the batch, not on N or L.
 
-    hidden_000.npy ... hidden_{L}.npy   (N, D) per hidden state; 0 = embedding output
-    token_ids.npy, sequence_index.npy, position.npy   (N,) int64: which token each row is
-    sequences.json      one record per kept sequence: dataset id and label
-    manifest.json       model, source, revision, tokenizer hash, dataset, attention, N, D, dtypes,
-                        per-file shape and sha256, library version
-
-Extraction streams: each batch's hidden states are appended to the per-layer files and
-forgotten, so peak memory depends on the batch, not on N or L. Values are stored as fp16 unless a
-layer holds a value beyond fp16's range, in which case that layer is promoted to fp32 and the
-manifest records it (never a silent inf). A store is written into a temporary sibling directory
-and renamed into place only when complete.
+The store format itself (layout, manifest, checksums, reader, alignment check) lives in
+:mod:`hrsa.store`; its public names are re-exported here, so ``from hrsa.activations import
+ActivationStore`` keeps working. Importing this module does not import torch or transformers
+(the workflow imports :func:`extraction_settings` while Snakemake parses it).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
-import queue
-import shutil
-import tempfile
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .atomic import atomic_path
-from .errors import DataError, PairMismatchError, StoreError
+from .config import schema_default
+from .errors import DataError, StoreError
+from .store import (
+    FP16_MAX,
+    INDEX_FILES,
+    ActivationStore,
+    StoreWriter,
+    _sha256,
+    check_aligned,
+    hidden_file,
+    write_pair_check,
+    write_store,
+)
 
 log = logging.getLogger("hrsa.activations")
 
-FP16_MAX = float(np.finfo(np.float16).max)
-INDEX_FILES = ("token_ids.npy", "sequence_index.npy", "position.npy")
+# Keys of config["activations"] that extraction_settings() leaves out of extract()'s keywords:
+# attention is set per stage (the plan: activations.attention for backbones, bidirectional for
+# embedding models), gpus sizes the job. It sits here, next to its one user, rather than beside
+# hrsa.config.HRSA_OTHER_KEYS; tests/test_config_defaults.py keeps it in step with the schema.
+ACTIVATION_OTHER_KEYS = ("attention", "gpus")
 
 
-def hidden_file(i: int) -> str:
-    return f"hidden_{i:03d}.npy"
+def _default(key: str):
+    """The schema's default of ``activations.<key>`` (the schema owns every default)."""
+    return schema_default(f"activations.{key}")
 
 
-def _sha256(path: Path, block: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(block):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-class _LayerFile:
-    """An .npy file written row-block by row-block, hashed as it is written."""
-
-    def __init__(self, path: Path, n_rows: int, dim: int, dtype: np.dtype):
-        self.path, self.n_rows, self.dim = path, n_rows, dim
-        self.dtype = np.dtype(dtype)
-        self.rows = 0
-        self.promoted_at: int | None = None
-        self._open()
-
-    def _open(self) -> None:
-        self.fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-        self.hash = hashlib.sha256()
-        header = {
-            "descr": np.lib.format.dtype_to_descr(self.dtype),
-            "fortran_order": False,
-            "shape": (self.n_rows, self.dim),
-        }
-        np.lib.format.write_array_header_1_0(self.fh, header)
-        self.fh.flush()
-        self.header_len = self.fh.tell()
-        with open(self.path, "rb") as fh:
-            self.hash.update(fh.read())
-
-    def append(self, block: np.ndarray) -> None:
-        if block.size:
-            # max/min propagate NaN, so two reductions check finiteness and fp16 range at once
-            hi, lo = float(block.max()), float(block.min())
-            if not (np.isfinite(hi) and np.isfinite(lo)):
-                raise StoreError(f"{self.path.name}: NaN or Inf in the model's hidden states")
-            if self.dtype == np.float16 and max(hi, -lo) > FP16_MAX:
-                self._promote()
-        data = np.ascontiguousarray(block, dtype=self.dtype)
-        self.fh.write(memoryview(data).cast("B"))
-        self.hash.update(memoryview(data).cast("B"))
-        self.rows += block.shape[0]
-
-    def _promote(self, block_rows: int = 65536) -> None:
-        """Rewrite the rows written so far as fp32 (streamed, block by block); continue in fp32."""
-        self.fh.close()
-        old_path = self.path.with_name(self.path.name + ".fp16")
-        os.replace(self.path, old_path)
-        old_dtype, old_header, rows = self.dtype, self.header_len, self.rows
-        self.dtype = np.dtype(np.float32)
-        self.promoted_at = rows
-        self._open()
-        with open(old_path, "rb") as src:
-            src.seek(old_header)
-            for start in range(0, rows, block_rows):
-                n = min(block_rows, rows - start)
-                part = np.fromfile(src, dtype=old_dtype, count=n * self.dim)
-                data = part.astype(np.float32).tobytes()
-                self.fh.write(data)
-                self.hash.update(data)
-        old_path.unlink()
-        log.warning("%s: a value beyond fp16 range at row %d; stored as fp32", self.path.name, rows)
-
-    def close(self) -> dict:
-        self.fh.close()
-        if self.rows != self.n_rows:
-            raise StoreError(f"{self.path}: wrote {self.rows} rows, expected {self.n_rows}")
-        return {
-            "shape": [self.n_rows, self.dim],
-            "dtype": self.dtype.name,
-            "sha256": self.hash.hexdigest(),
-            "promoted_from_float16_at_row": self.promoted_at,
-        }
-
-
-class StoreWriter:
-    """Streams hidden states into a temporary directory; :meth:`commit` renames it into place."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike,
-        n_rows: int,
-        dim: int,
-        n_hidden_states: int,
-        storage_dtype: str = "float16",
-    ):
-        if storage_dtype not in ("float16", "float32"):
-            raise StoreError(f"storage_dtype must be float16 or float32, got {storage_dtype!r}")
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A job killed mid-write (e.g. at a SLURM time limit) leaves its temporary sibling behind;
-        # Snakemake runs one job per output, so any such leftover is stale: reclaim the disk.
-        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
-        self.n_rows, self.dim, self.n_hidden = n_rows, dim, n_hidden_states
-        self.layers = [
-            _LayerFile(self.tmp / hidden_file(i), n_rows, dim, np.dtype(storage_dtype))
-            for i in range(n_hidden_states)
-        ]
-        self.index: dict[str, list[np.ndarray]] = {f: [] for f in INDEX_FILES}
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._worker: threading.Thread | None = None
-        self._error: BaseException | None = None
-
-    def append(
-        self,
-        hidden: Sequence[np.ndarray],
-        token_ids: np.ndarray,
-        sequence_index: np.ndarray,
-        position: np.ndarray,
-    ) -> None:
-        """Queue one block of rows (all hidden states) for writing.
-
-        Conversion, checks, hashing and file writes run on a background thread (numpy, hashlib and
-        file I/O release the GIL), overlapping the next forward pass. The queue holds at most two
-        blocks, so memory stays bounded by the batch size.
-        """
-        if len(hidden) != self.n_hidden:
-            raise StoreError(f"got {len(hidden)} hidden states, expected {self.n_hidden}")
-        self._raise_worker_error()
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._drain, daemon=True)
-            self._worker.start()
-        self._queue.put(list(hidden))
-        for name, arr in zip(INDEX_FILES, (token_ids, sequence_index, position), strict=True):
-            self.index[name].append(np.asarray(arr, dtype=np.int64))
-
-    def _drain(self) -> None:
-        while (hidden := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep draining so producers never block
-            try:
-                for layer, block in zip(self.layers, hidden, strict=True):
-                    layer.append(block)
-            except BaseException as exc:  # re-raised in the producer thread
-                self._error = exc
-
-    def _raise_worker_error(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _finish(self) -> None:
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._worker = None
-        self._raise_worker_error()
-
-    def commit(self, sequences: list[dict], meta: dict) -> Path:
-        try:
-            self._finish()
-            files = {}
-            for i, layer in enumerate(self.layers):
-                files[hidden_file(i)] = layer.close()
-            for name, parts in self.index.items():
-                arr = np.concatenate(parts) if parts else np.zeros(0, np.int64)
-                np.save(self.tmp / name, arr)
-                files[name] = {
-                    "shape": list(arr.shape),
-                    "dtype": "int64",
-                    "sha256": _sha256(self.tmp / name),
-                }
-            (self.tmp / "sequences.json").write_text(json.dumps(sequences))
-            files["sequences.json"] = {"sha256": _sha256(self.tmp / "sequences.json")}
-            dtypes = {files[hidden_file(i)]["dtype"] for i in range(self.n_hidden)}
-            manifest = {
-                **meta,
-                "n_rows": self.n_rows,
-                "dim": self.dim,
-                "n_hidden_states": self.n_hidden,
-                "n_sequences": len(sequences),
-                "dtype": dtypes.pop() if len(dtypes) == 1 else "mixed",
-                "promoted_layers": [
-                    i
-                    for i in range(self.n_hidden)
-                    if files[hidden_file(i)]["promoted_from_float16_at_row"] is not None
-                ],
-                "files": files,
-                "hrsa_version": __version__,
-            }
-            (self.tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            os.replace(self.tmp, self.path)
-            return self.path
-        except BaseException:
-            self.abort()
-            raise
-
-    def abort(self) -> None:
-        try:
-            self._finish()
-        except BaseException:  # the error that made us abort is already propagating
-            pass
-        for layer in self.layers:
-            if not layer.fh.closed:
-                layer.fh.close()
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-
-def write_store(
-    path,
-    layers: Sequence[np.ndarray],
-    token_ids,
-    sequence_index,
-    position,
-    sequences: list[dict],
-    meta: dict | None = None,
-    storage_dtype: str = "float32",
-) -> Path:
-    """Write a complete store from in-memory arrays (tests, synthetic data)."""
-    layers = [np.asarray(x) for x in layers]
-    n, d = layers[0].shape
-    writer = StoreWriter(path, n, d, len(layers), storage_dtype)
-    try:
-        writer.append(
-            layers, np.asarray(token_ids), np.asarray(sequence_index), np.asarray(position)
-        )
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.commit(sequences, {"model": "synthetic", "dataset": "synthetic", **(meta or {})})
-
-
-class ActivationStore:
-    """Read-only view of a committed store; hidden states are memory-mapped."""
-
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        mf = self.path / "manifest.json"
-        if not mf.is_file():
-            raise StoreError(
-                f"{self.path}: no manifest.json (not an activation store, or incomplete)"
-            )
-        try:
-            self.manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{mf}: unreadable manifest ({exc})") from exc
-        self.n_rows = int(self.manifest["n_rows"])
-        self.dim = int(self.manifest["dim"])
-        self.n_hidden_states = int(self.manifest["n_hidden_states"])
-        for name, info in self.manifest["files"].items():
-            if not (self.path / name).is_file():
-                raise StoreError(f"{self.path}: {name} listed in the manifest is missing")
-            if "shape" in info and name.endswith(".npy"):
-                shape = np.load(self.path / name, mmap_mode="r").shape
-                if list(shape) != list(info["shape"]):
-                    raise StoreError(
-                        f"{self.path / name}: shape {shape} != manifest {info['shape']}"
-                    )
-
-    @property
-    def dataset(self) -> str:
-        return self.manifest.get("dataset", "?")
-
-    def layer(self, i: int) -> np.ndarray:
-        if not 0 <= i < self.n_hidden_states:
-            raise StoreError(
-                f"{self.path}: hidden state {i} out of range 0..{self.n_hidden_states - 1}"
-            )
-        return np.load(self.path / hidden_file(i), mmap_mode="r")
-
-    def _index(self, name: str) -> np.ndarray:
-        return np.load(self.path / name)
-
-    @property
-    def token_ids(self) -> np.ndarray:
-        return self._index("token_ids.npy")
-
-    @property
-    def sequence_index(self) -> np.ndarray:
-        return self._index("sequence_index.npy")
-
-    @property
-    def position(self) -> np.ndarray:
-        return self._index("position.npy")
-
-    @property
-    def sequences(self) -> list[dict]:
-        return json.loads((self.path / "sequences.json").read_text())
-
-    def verify(self) -> None:
-        """Recompute every file's sha256 and compare with the manifest."""
-        for name, info in self.manifest["files"].items():
-            got = _sha256(self.path / name)
-            if got != info["sha256"]:
-                raise StoreError(
-                    f"{self.path / name}: sha256 {got[:12]}... does not match the "
-                    f"manifest ({info['sha256'][:12]}...): the store is corrupted"
-                )
-
-
-def check_aligned(a: ActivationStore, b: ActivationStore) -> None:
-    """Both stores must hold the same tokens in the same rows.
-
-    The error names the dataset, the first sequence (dataset id) whose token ids differ and the
-    token position of the first difference; or, when the token ids agree, the first sequence kept
-    by one store and not the other.
-    """
-    ta, tb = a.token_ids, b.token_ids
-    pa, pb = a.position, b.position
-    sa, sb = a.sequence_index, b.sequence_index
-    ids_a = [s["id"] for s in a.sequences]
-    ids_b = [s["id"] for s in b.sequences]
-    if (
-        ids_a == ids_b
-        and np.array_equal(ta, tb)
-        and np.array_equal(pa, pb)
-        and np.array_equal(sa, sb)
-    ):
-        return
-    rows_b = {sid: np.flatnonzero(sb == j) for j, sid in enumerate(ids_b)}
-    for j, sid in enumerate(ids_a):
-        if sid not in rows_b:
-            continue
-        xa, xb = ta[sa == j], tb[rows_b[sid]]
-        n = min(len(xa), len(xb))
-        diff = np.flatnonzero(xa[:n] != xb[:n])
-        if diff.size or len(xa) != len(xb):
-            pos = int(diff[0]) if diff.size else n
-            got_a = int(xa[pos]) if pos < len(xa) else "end of sequence"
-            got_b = int(xb[pos]) if pos < len(xb) else "end of sequence"
-            raise PairMismatchError(
-                f"dataset {a.dataset!r}: token ids differ first in sequence {sid!r} at token "
-                f"position {pos}: {a.path} has {got_a}, {b.path} has {got_b}. The two models of the "
-                "pair do not tokenize identically; HRSA compares token by token and cannot proceed."
-            )
-    only = [s for s in ids_a if s not in rows_b] + [s for s in ids_b if s not in set(ids_a)]
-    raise PairMismatchError(
-        f"dataset {a.dataset!r}: the stores hold different rows ({a.n_rows} vs {b.n_rows} tokens, "
-        f"{len(ids_a)} vs {len(ids_b)} sequences; first sequence not in both: "
-        f"{only[0] if only else 'none, but in a different order'!r}). Extract both with the same "
-        f"caps and seed ({a.path}, {b.path})."
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Extraction
-# ----------------------------------------------------------------------------------------------
+__all__ = [
+    "ACTIVATION_OTHER_KEYS",
+    "FP16_MAX",
+    "INDEX_FILES",
+    "ActivationStore",
+    "StoreWriter",
+    "check_aligned",
+    "extract",
+    "extraction_settings",
+    "hidden_file",
+    "length_sorted_batches",
+    "read_texts",
+    "select_sequences",
+    "write_pair_check",
+    "write_store",
+]
 
 
 def read_texts(path: str | os.PathLike) -> list[dict]:
@@ -442,7 +120,7 @@ def extraction_settings(activations: dict, dataset: str, keep_all: Sequence[str]
     feed the cross-model probe, so the probe sees the whole labelled dataset (the paper's AG News
     probe uses all 7,600 test rows) whatever the caps.
     """
-    settings = {k: v for k, v in activations.items() if k not in ("attention", "gpus")}
+    settings = {k: v for k, v in activations.items() if k not in ACTIVATION_OTHER_KEYS}
     if dataset in keep_all:
         settings["max_sequences"] = None
         settings["max_tokens"] = None
@@ -455,6 +133,26 @@ def length_sorted_batches(lengths: Sequence[int], batch_size: int) -> list[list[
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
+def extract_stage(*, model: str, stage: str, revision: str | None = None, **kwargs) -> Path:
+    """:func:`extract` for one stage of a model: at stage ``emb`` ``model`` is an embedding
+    model (trained or published) whose transformer may sit in a sub-directory
+    (``modules.json``); the pooling and prompts it declares play no role in token-level
+    extraction, so they are only logged."""
+    if stage == "emb":
+        from .models import resolve_embedding_model
+
+        resolved, resolved_revision, fmt = resolve_embedding_model(model, revision)
+        log.info(
+            "embedding model %s (revision %s) declares %s; extraction is token-level: pooling "
+            "and prompts are not used",
+            model,
+            revision,
+            fmt.describe(),
+        )
+        model, revision = resolved, resolved_revision
+    return extract(model=model, revision=revision, stage=stage, **kwargs)
+
+
 def extract(
     *,
     model: str,
@@ -463,15 +161,15 @@ def extract(
     model_key: str = "",
     dataset_key: str = "",
     revision: str | None = None,
-    dtype: str = "auto",
-    attention: str = "bidirectional",
-    device: str = "auto",
-    max_sequences: int | None = None,
-    max_tokens: int | None = None,
-    max_length: int | None = 512,
-    batch_size: int = 8,
-    storage_dtype: str = "float16",
-    seed: int = 0,
+    dtype: str = _default("dtype"),
+    attention: str = _default("attention"),
+    device: str = schema_default("device"),
+    max_sequences: int | None = _default("max_sequences"),
+    max_tokens: int | None = _default("max_tokens"),
+    max_length: int | None = _default("max_length"),
+    batch_size: int = _default("batch_size"),
+    storage_dtype: str = _default("storage_dtype"),
+    seed: int = _default("seed"),
     stage: str = "backbone",
 ) -> Path:
     """Run ``model`` over the probe texts and write every hidden state to an activation store."""
@@ -567,26 +265,3 @@ def extract(
     except BaseException:
         writer.abort()
         raise
-
-
-def write_pair_check(a: ActivationStore, b: ActivationStore, out: str | os.PathLike) -> None:
-    """Record a passed alignment check (both manifests' identities) atomically as JSON."""
-    record = {
-        "aligned": True,
-        "n_rows": a.n_rows,
-        "n_sequences": a.manifest.get("n_sequences"),
-        "dataset": a.dataset,
-        "base": {
-            "path": str(a.path),
-            "model": a.manifest.get("model"),
-            "tokenizer_sha256": a.manifest.get("tokenizer_sha256"),
-        },
-        "reasoning": {
-            "path": str(b.path),
-            "model": b.manifest.get("model"),
-            "tokenizer_sha256": b.manifest.get("tokenizer_sha256"),
-        },
-        "same_tokenizer": a.manifest.get("tokenizer_sha256") == b.manifest.get("tokenizer_sha256"),
-    }
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(record, indent=1))

@@ -106,6 +106,8 @@ def _rehearsal_check(args) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .config import schema_default
+
     ap = argparse.ArgumentParser(
         prog="hrsa", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -117,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("out")
     p.add_argument("--recipe", required=True, choices=["base", "reason", "sft"])
     p.add_argument("--init")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", default="qwen2", choices=["qwen2", "qwen3"])
+    p.add_argument("--seed", type=int, default=schema_default("models.<key>.build.seed"))
+    p.add_argument(
+        "--arch", default=schema_default("models.<key>.build.arch"), choices=["qwen2", "qwen3"]
+    )
     p.add_argument("--steps", type=int)
     p.set_defaults(func=_build_tiny)
     p = sub.add_parser("extract", help="extract an activation store")
@@ -127,14 +131,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--store", required=True)
     p.add_argument("--model-key")
     p.add_argument("--dataset-key")
-    p.add_argument("--attention", default="bidirectional", choices=["bidirectional", "causal"])
-    p.add_argument("--device", default="auto")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--max-tokens", type=int)
-    p.add_argument("--max-sequences", type=int)
-    p.add_argument("--storage-dtype", default="float16", choices=["float16", "float32"])
-    p.add_argument("--seed", type=int, default=0)
+    # defaults: the config schema's activations.<key> (and the top-level device)
+    p.add_argument(
+        "--attention",
+        default=schema_default("activations.attention"),
+        choices=["bidirectional", "causal"],
+    )
+    p.add_argument("--device", default=schema_default("device"))
+    p.add_argument("--batch-size", type=int, default=schema_default("activations.batch_size"))
+    p.add_argument("--max-length", type=int, default=schema_default("activations.max_length"))
+    p.add_argument("--max-tokens", type=int, default=schema_default("activations.max_tokens"))
+    p.add_argument("--max-sequences", type=int, default=schema_default("activations.max_sequences"))
+    p.add_argument(
+        "--storage-dtype",
+        default=schema_default("activations.storage_dtype"),
+        choices=["float16", "float32"],
+    )
+    p.add_argument("--seed", type=int, default=schema_default("activations.seed"))
     p.set_defaults(func=_extract)
     p = sub.add_parser("verify-store", help="check an activation store against its manifest")
     p.add_argument("store")

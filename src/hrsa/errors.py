@@ -1,12 +1,28 @@
 """Exceptions with messages that name the offending file, key, dataset or position."""
 
+from __future__ import annotations
+
 
 class HRSAError(Exception):
     """Base class of every error this package raises on purpose."""
 
 
 class ConfigError(HRSAError):
-    """A configuration value is missing or invalid (the message names the key)."""
+    """A configuration value is missing or invalid (the message names the key).
+
+    An error about a config key reads ``config key <dotted.key>: <problem>``; build it with
+    :func:`config_error` (or :meth:`ConfigError.at`) so every stage words it alike
+    (tests/test_errors.py keeps it so)."""
+
+    @classmethod
+    def at(cls, key: str, problem: str) -> ConfigError:
+        """The error about config key ``key`` (dotted, e.g. ``training.data.scale``)."""
+        return cls(f"config key {key}: {problem}")
+
+
+def config_error(key: str, problem: str) -> ConfigError:
+    """``ConfigError("config key <key>: <problem>")``: the one wording of a bad config key."""
+    return ConfigError.at(key, problem)
 
 
 class DataError(HRSAError):

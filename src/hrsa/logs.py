@@ -62,3 +62,29 @@ def limit_threads(threads: int | None) -> None:
         torch.set_num_threads(int(threads))
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
+
+
+def job_setup(
+    smk, *, threads: bool = True, hub: bool = False, compute_job: bool = True
+) -> logging.Logger:
+    """The preamble of every ``workflow/scripts`` entry point; call it before any heavy import.
+
+    ``smk`` is the ``snakemake`` object Snakemake injects into a ``script:``. In this order:
+
+    1. logging and stderr go to the job's ``log:`` file (:func:`to_file`);
+    2. with ``threads``, torch / BLAS threads are pinned to the job's ``threads``
+       (:func:`limit_threads`; it imports torch, so jobs that never use torch pass False);
+    3. with ``hub``, the Hugging Face environment is set from ``smk.config["hub"]``
+       (:func:`hrsa.prefetch.configure_hub`, offline unless ``compute_job`` is False), which must
+       happen before transformers, datasets or mteb are imported.
+
+    Returns the ``hrsa`` logger.
+    """
+    logger = to_file(smk.log[0] if len(smk.log) else None)
+    if threads:
+        limit_threads(smk.threads)
+    if hub:
+        from .prefetch import configure_hub
+
+        configure_hub(smk.config.get("hub"), compute_job=compute_job)
+    return logger

@@ -35,14 +35,24 @@ import math
 import os
 from pathlib import Path
 
+from .config import schema_default
 from .data.contrastive import ContrastiveExample, group_by_source
-from .errors import ConfigError, DataError, ModelError
+from .errors import DataError, ModelError, config_error
 
 log = logging.getLogger("hrsa.mining")
 
 
+def _default(key: str):
+    """The schema's default of ``training.mining.<key>`` (the schema owns every default)."""
+    return schema_default(f"training.mining.{key}")
+
+
 def load_mining_model(
-    source: str, *, revision: str | None = None, device: str = "auto", max_length: int = 512
+    source: str,
+    *,
+    revision: str | None = _default("revision"),
+    device: str = schema_default("device"),
+    max_length: int = _default("max_length"),
 ):
     """A ``SentenceTransformer`` for mining (see the module docstring for the two cases)."""
     from sentence_transformers import SentenceTransformer
@@ -94,12 +104,12 @@ def mine_negatives(
     examples: list[ContrastiveExample],
     model,
     *,
-    num_negatives: int = 3,
-    relative_margin: float = 0.05,
-    range_max: int = 100,
-    range_max_fraction: float = 0.1,
-    batch_size: int = 32,
-    use_faiss: bool = False,
+    num_negatives: int = _default("num_negatives"),
+    relative_margin: float = _default("relative_margin"),
+    range_max: int = _default("range_max"),
+    range_max_fraction: float = _default("range_max_fraction"),
+    batch_size: int = _default("batch_size"),
+    use_faiss: bool = _default("use_faiss"),
     cache_dir: str | os.PathLike | None = None,
 ) -> tuple[list[ContrastiveExample], dict]:
     """Give every example ``num_negatives`` negatives by the policy of the module docstring.
@@ -109,10 +119,10 @@ def mine_negatives(
     source, dropped ones left out) and a report with per-source counts.
     """
     if num_negatives < 1:
-        raise ConfigError(f"training.mining.num_negatives must be >= 1, got {num_negatives}")
+        raise config_error("training.mining.num_negatives", f"must be >= 1, got {num_negatives}")
     if not 0 <= relative_margin < 1:
-        raise ConfigError(
-            f"training.mining.relative_margin must be in [0, 1), got {relative_margin}"
+        raise config_error(
+            "training.mining.relative_margin", f"must be in [0, 1), got {relative_margin}"
         )
     if not examples:
         raise DataError("no examples to mine negatives for")
@@ -244,10 +254,10 @@ def mine_file(
     out: str | os.PathLike,
     *,
     model: str,
-    revision: str | None = None,
+    revision: str | None = _default("revision"),
     cache_dir: str | os.PathLike | None = None,
-    device: str = "auto",
-    max_length: int = 512,
+    device: str = schema_default("device"),
+    max_length: int = _default("max_length"),
     **settings,
 ) -> dict:
     """Read examples from ``data``, mine, write ``out`` (JSONL) and ``out``'s ``.report.json``."""
@@ -256,7 +266,7 @@ def mine_file(
     from .data.contrastive import read_examples, write_examples
 
     examples = read_examples(data)
-    num_negatives = int(settings.get("num_negatives", 3))
+    num_negatives = int(settings.get("num_negatives", _default("num_negatives")))
     needs_model = any(len(ex.negatives) < num_negatives for ex in examples)
     st_model = (
         load_mining_model(model, revision=revision, device=device, max_length=max_length)

@@ -1,6 +1,7 @@
 """Backbones: load by hub id or local path, choose the attention mode, build tiny offline models.
 
-Attention mode (DESIGN.md): ``bidirectional`` (as the authors ran it) or ``causal``. In
+Attention mode: ``bidirectional`` (as the authors ran it) or ``causal``, recorded in an activation
+store's manifest and a trained model's config.json (docs/contracts.md, contracts 1 and 3). In
 transformers >= 5.2 Qwen2/Qwen3 become bidirectional when ``config.is_causal`` is False (sdpa and
 eager) and, for flash-attention-2, when the attention modules' ``is_causal`` is cleared too; both
 are set here. ``AutoConfig.from_pretrained(..., is_causal=False)`` is silently ignored, which is why

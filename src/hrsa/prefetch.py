@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from .atomic import atomic_path
+from .config import schema_default
 from .errors import ModelError
 
 
@@ -70,14 +71,14 @@ def configure_hub(hub: dict | None, *, compute_job: bool = True) -> None:
     """Set the Hugging Face environment of a job before anything imports the hub libraries.
 
     ``hub.cache_dir`` becomes ``HF_HOME`` (a shared filesystem on clusters). Compute jobs run
-    with the Hub offline (``hub.offline_jobs``, default true), so a model or dataset that was not
+    with the Hub offline (``hub.offline_jobs``, the schema's default: true), so a model or dataset that was not
     prefetched fails at once with an error naming it instead of hanging on a compute node
     without internet.
     """
     hub = hub or {}
     if hub.get("cache_dir"):
         os.environ["HF_HOME"] = os.path.expanduser(hub["cache_dir"])
-    if compute_job and hub.get("offline_jobs", True):
+    if compute_job and hub.get("offline_jobs", schema_default("hub.offline_jobs")):
         os.environ["HF_HUB_OFFLINE"] = "1"
         os.environ["HF_DATASETS_OFFLINE"] = "1"
         os.environ["TRANSFORMERS_OFFLINE"] = "1"

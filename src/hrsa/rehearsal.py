@@ -36,7 +36,8 @@ from pathlib import Path
 
 import yaml
 
-from .errors import ConfigError
+from .config import schema_default
+from .errors import ConfigError, config_error
 
 # Real architecture classes -> the tiny builder's architectures (hrsa.tiny.build_model).
 ARCHITECTURES = {"Qwen2ForCausalLM": "qwen2", "Qwen3ForCausalLM": "qwen3"}
@@ -73,9 +74,10 @@ def _tiny_models(paper: dict, *, base_steps: int, tune_steps: int) -> dict:
     for name, pair in pairs.items():
         reasoning = pair["reasoning"]
         if reasoning in parent and parent[reasoning][0] != pair["base"]:
-            raise ConfigError(
-                f"config key pairs.{name}.reasoning: {reasoning!r} is the reasoning model of two "
-                "pairs with different bases; the rehearsal cannot build it from both"
+            raise config_error(
+                f"pairs.{name}.reasoning",
+                f"{reasoning!r} is the reasoning model of two pairs with different bases; "
+                "the rehearsal cannot build it from both",
             )
         parent[reasoning] = (pair["base"], pair["family"])
     miner = ((paper.get("training") or {}).get("mining") or {}).get("model")
@@ -87,9 +89,10 @@ def _tiny_models(paper: dict, *, base_steps: int, tune_steps: int) -> dict:
             continue
         arch_class = spec.get("architecture")
         if arch_class not in ARCHITECTURES:
-            raise ConfigError(
-                f"config key models.{key}.architecture: {arch_class!r}; the rehearsal needs the "
-                f"real model's class, one of {sorted(ARCHITECTURES)}"
+            raise config_error(
+                f"models.{key}.architecture",
+                f"{arch_class!r}; the rehearsal needs the real model's class, one of "
+                f"{sorted(ARCHITECTURES)}",
             )
         width, depth = _tiny_width(spec.get("hidden_size")), _tiny_depth(spec.get("num_layers"))
         if key == miner and key not in backbones:
@@ -131,7 +134,7 @@ def _tiny_models(paper: dict, *, base_steps: int, tune_steps: int) -> dict:
     for key, tiny in out.items():  # checks: the init chain must end at a base model
         init = tiny.get("build", {}).get("init")
         if init is not None and init not in out:
-            raise ConfigError(f"config key models.{key}: base {init!r} is not a model key")
+            raise config_error(f"models.{key}", f"base {init!r} is not a model key")
     return out
 
 
@@ -178,8 +181,8 @@ def rehearsal_config(
             spec.setdefault("tiers", ["hard"])
 
     hrsa = cfg["hrsa"]
-    hrsa["bootstrap"] = min(int(hrsa.get("bootstrap", 0)), bootstrap)
-    hrsa["permutations"] = min(int(hrsa.get("permutations", 0)), permutations)
+    for key, cap in (("bootstrap", bootstrap), ("permutations", permutations)):
+        hrsa[key] = min(int(hrsa.get(key, schema_default(f"hrsa.{key}"))), cap)
 
     training = cfg.get("training")
     if training:
@@ -240,7 +243,8 @@ def write_rehearsal_config(
     from .config import validate_config
 
     paper = yaml.safe_load(Path(paper_path).read_text())
-    cfg = validate_config(rehearsal_config(paper, **settings))
+    cfg = rehearsal_config(paper, **settings)
+    validate_config(copy.deepcopy(cfg))  # validation fills defaults in; the file keeps none
     with atomic_path(out) as tmp:
         tmp.write_text(dump(cfg, settings))
     return cfg
@@ -254,7 +258,7 @@ def write_mirror(cfg: dict, root: str | os.PathLike = ".", *, seed: int = 0) -> 
     from .data.training_fixtures import write_training_mirror
 
     if not cfg.get("data_mirror"):
-        raise ConfigError("config key data_mirror: the rehearsal needs a mirror directory")
+        raise config_error("data_mirror", "the rehearsal needs a mirror directory")
     mirror = Path(root) / cfg["data_mirror"]
     write_probe_mirror(mirror, seed=seed)
     training = cfg.get("training") or {}
@@ -291,7 +295,7 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
         {
             p[role]
             for p in cfg["pairs"].values()
-            if p.get("train", True)
+            if p.get("train", schema_default("pairs.<key>.train"))
             for role in ("base", "reasoning")
         }
     )
@@ -306,18 +310,22 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
                     continue
                 s = json.loads(summary_path.read_text())
                 where = f"{model} seed {seed}"
-                fsdp = training.get("fsdp") and int(training.get("gpus", 1)) > 1
+                gpus = int(training.get("gpus", schema_default("training.gpus")))
+                fsdp = training.get("fsdp") and gpus > 1
                 expect(
                     s["distributed_type"] == ("FSDP" if fsdp else s["distributed_type"]),
                     f"{where}: trained with {s['distributed_type']}, not FSDP",
                 )
                 expect(
-                    s["world_size"] == max(1, int(training.get("gpus", 1))),
+                    s["world_size"] == max(1, gpus),
                     f"{where}: {s['world_size']} processes",
                 )
-                if training.get("mixed_precision", "auto") != "auto":
+                precision = training.get(
+                    "mixed_precision", schema_default("training.mixed_precision")
+                )
+                if precision != "auto":  # auto depends on the device: not checked
                     expect(
-                        s["mixed_precision"] == training["mixed_precision"],
+                        s["mixed_precision"] == precision,
                         f"{where}: precision {s['mixed_precision']}",
                     )
                 expect(
@@ -347,7 +355,8 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
             expect(rows == planned_rows(training["data"]), f"rows per set {rows} != the plan")
         else:
             failures.append(f"{data_report}: missing")
-        if (training.get("mining") or {}).get("enabled", True):
+        mining = training.get("mining") or {}
+        if mining.get("enabled", schema_default("training.mining.enabled")):
             if mined_report.is_file():
                 mined = json.loads(mined_report.read_text())["sources"]
                 for key, counts in mined.items():

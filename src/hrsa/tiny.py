@@ -32,8 +32,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .config import schema_default
 from .data import synthetic
-from .errors import ConfigError
+from .errors import config_error
 
 log = logging.getLogger("hrsa.tiny")
 
@@ -89,7 +90,9 @@ def build_model(arch: str, vocab_size: int, seed: int, *, hidden_size: int = 64,
     if arch == "qwen3":
         # Qwen3's default head_dim is 128; a tiny model needs it set explicitly.
         return Qwen3ForCausalLM(Qwen3Config(head_dim=hidden_size // 4, **common))
-    raise ConfigError(f"unknown tiny architecture {arch!r}; expected qwen2 or qwen3")
+    raise config_error(
+        "models.<key>.build.arch", f"unknown tiny architecture {arch!r}; expected qwen2 or qwen3"
+    )
 
 
 def train_language_model(
@@ -142,12 +145,17 @@ RECIPES = {
 }
 
 
+#: a build's defaults: the config schema's ``models.<key>.build.*`` (the schema owns every default)
+BUILD_SEED = schema_default("models.<key>.build.seed")
+BUILD_ARCH = schema_default("models.<key>.build.arch")
+
+
 def build_tiny(
     out: str | os.PathLike,
     *,
     recipe: str,
-    seed: int = 0,
-    arch: str = "qwen2",
+    seed: int = BUILD_SEED,
+    arch: str = BUILD_ARCH,
     init: str | os.PathLike | None = None,
     steps: int | None = None,
     lr: float | None = None,
@@ -165,8 +173,9 @@ def build_tiny(
     if recipe == "embedding":
         return build_static_embedder(out, seed=seed, dim=hidden_size, vocab_size=vocab_size)
     if recipe not in RECIPES:
-        raise ConfigError(
-            f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES) + ['embedding']}"
+        raise config_error(
+            "models.<key>.build.recipe",
+            f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES) + ['embedding']}",
         )
     make_texts, default_steps, default_lr = RECIPES[recipe]
     steps = default_steps if steps is None else steps
@@ -177,8 +186,9 @@ def build_tiny(
         model = build_model(arch, len(tokenizer), seed, hidden_size=hidden_size, layers=layers)
     else:
         if init is None or not (Path(init) / "config.json").is_file():
-            raise ConfigError(
-                f"recipe {recipe!r} needs `init`: the base model directory ({init!r})"
+            raise config_error(
+                "models.<key>.build.init",
+                f"recipe {recipe!r} needs `init`: the base model directory ({init!r})",
             )
         tokenizer = AutoTokenizer.from_pretrained(init)
         model = AutoModelForCausalLM.from_pretrained(init, dtype=torch.float32)

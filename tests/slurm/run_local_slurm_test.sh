@@ -220,6 +220,9 @@ for rule, paths in sorted(rule_logs.items()):
             rf"launching: .*(nproc_per_node|num_processes) {n}\b", text
         ):
             errors.append(f"{rel}: {n}-GPU training did not launch {n} processes")
+queued_small = sorted(r for r in remote_rules if r.startswith("report_") or r == "mteb_table1")
+if queued_small:
+    errors.append(f"report/table rules submitted to SLURM instead of run locally: {queued_small}")
 missing = remote_rules - set(per_rule)
 if missing:
     errors.append(f"rules run on SLURM without a rule log to check: {sorted(missing)}")

@@ -1,9 +1,8 @@
 """Build one tiny offline model by its recipe (base, reason or sft)."""
 
-from hrsa.logs import limit_threads, to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
+job_setup(snakemake)
 
 from hrsa.tiny import build_tiny  # noqa: E402
 

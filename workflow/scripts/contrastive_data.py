@@ -4,9 +4,9 @@ Each set is sampled to the rows the config plans (hrsa.data.contrastive.planned_
 sets are read through hrsa.data.remote (the Hub, its cache, or config["data_mirror"]).
 """
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.data.contrastive import report_path, write_training_data  # noqa: E402
 

@@ -1,9 +1,8 @@
 """Cross-model linear probe of one pair x stage x labelled dataset -> probe.csv."""
 
-from hrsa.logs import limit_threads, to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
+job_setup(snakemake)
 
 from hrsa.metrics import probe_stores, write_probe_csv  # noqa: E402
 

@@ -1,11 +1,8 @@
 """Evaluate one model (trained embedding model or backbone) on one benchmark through mteb."""
 
-from hrsa.logs import limit_threads, to_file
-from hrsa.prefetch import configure_hub
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
-configure_hub(snakemake.config.get("hub"))
+job_setup(snakemake, hub=True)
 
 from hrsa.evaluate.run import evaluate_benchmark  # noqa: E402
 

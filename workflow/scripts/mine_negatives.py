@@ -1,11 +1,8 @@
 """Positive-aware hard-negative mining of the training examples (cached per mining model)."""
 
-from hrsa.logs import limit_threads, to_file
-from hrsa.prefetch import configure_hub
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
-configure_hub(snakemake.config.get("hub"))
+job_setup(snakemake, hub=True)
 
 from hrsa.mining import mine_file  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Check that the two stores of a pair hold identical token ids row by row."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.activations import ActivationStore, check_aligned, write_pair_check  # noqa: E402
 

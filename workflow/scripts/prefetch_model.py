@@ -2,9 +2,9 @@
 
 import os
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 if snakemake.params.cache_dir:
     os.environ["HF_HOME"] = os.path.expanduser(snakemake.params.cache_dir)
 

@@ -3,11 +3,9 @@
 import json
 import os
 
-from hrsa.logs import to_file
-from hrsa.prefetch import configure_hub
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-configure_hub(snakemake.config.get("hub"), compute_job=False)
+job_setup(snakemake, threads=False, hub=True, compute_job=False)
 
 from hrsa.evaluate.run import prefetch_benchmark  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Figure 3: heatmaps of dimension-wise correlation and linear CKA, LLM vs embedding model."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, figures, style  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Figure 4: cross-model linear probe accuracy of the main pairs, LLM and embedding model."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, figures, style  # noqa: E402
 

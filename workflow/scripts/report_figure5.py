@@ -1,8 +1,8 @@
 """Figure 5: training dynamics of one pair, HRSA headline numbers against the training step."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, figures, style  # noqa: E402
 

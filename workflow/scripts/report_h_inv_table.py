@@ -1,8 +1,8 @@
 """Tables 12 (LLMs) and 13 (embedding models): H_inv of O* across datasets."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, tables  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Figures 6-11: one layer metric (heatmaps or k-NN curves) of every pair, per dataset."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, figures, style  # noqa: E402
 

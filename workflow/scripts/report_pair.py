@@ -1,8 +1,8 @@
 """One pair's layer metrics (heatmaps and k-NN curves) for every stage and dataset."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, figures, style  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Table 2: HRSA verdicts per pair and stage, from the headline numbers and probe accuracies."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, verdicts  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Table 3: H_inv of O* on the final hidden state, LLMs and embedding models, main dataset."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, tables  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Table 4: mean k-NN overlap across layers for each k, LLMs and embedding models."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import collect, tables  # noqa: E402
 

@@ -2,9 +2,9 @@
 
 import json
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 from hrsa.report import tables  # noqa: E402
 

@@ -1,8 +1,8 @@
 """Table 1: per pair and benchmark, base / reasoning means over seeds and the delta (std)."""
 
-from hrsa.logs import to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
+job_setup(snakemake, threads=False)
 
 import logging  # noqa: E402
 

@@ -1,12 +1,9 @@
 """Train one backbone into an embedding model: in this process, or under `accelerate launch`
 with one process per GPU when the job has several (resumes from its latest checkpoint)."""
 
-from hrsa.logs import limit_threads, to_file
-from hrsa.prefetch import configure_hub
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
-configure_hub(snakemake.config.get("hub"))
+job_setup(snakemake, hub=True)
 
 from hrsa.train import launch  # noqa: E402
 

@@ -37,10 +37,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..atomic import atomic_path
-from ..errors import ConfigError, DataError
+from ..config import schema_default
+from ..errors import DataError, config_error
 from . import remote, synthetic
 
 log = logging.getLogger("hrsa.data.probe")
+
+#: the seed of a stratified sample: the schema's ``probe_datasets.<key>.stratify.seed`` (the
+#: schema owns every default)
+STRATIFY_SEED = schema_default("probe_datasets.<key>.stratify.seed")
 
 
 @dataclass(frozen=True)
@@ -241,65 +246,67 @@ def check_spec(key: str, spec: Mapping) -> None:
     source, or when a key does not apply to the source. Local files are not checked (their
     fields are known only when read).
     """
-    where = f"config key probe_datasets.{key}"
+    where = f"probe_datasets.{key}"
     sources = [k for k in ("generator", "local", "registry") if k in spec]
     if len(sources) != 1:
-        raise ConfigError(f"{where}: needs exactly one of `generator`, `local` or `registry`")
+        raise config_error(where, "needs exactly one of `generator`, `local` or `registry`")
     if "generator" in spec and spec["generator"] not in synthetic.GENERATORS:
-        raise ConfigError(
-            f"{where}.generator: unknown {spec['generator']!r}; expected one of "
-            f"{sorted(synthetic.GENERATORS)}"
+        raise config_error(
+            f"{where}.generator",
+            f"unknown {spec['generator']!r}; expected one of {sorted(synthetic.GENERATORS)}",
         )
     if "registry" in spec and spec["registry"] not in REGISTRY:
-        raise ConfigError(
-            f"{where}.registry: unknown {spec['registry']!r}; expected one of {sorted(REGISTRY)}"
+        raise config_error(
+            f"{where}.registry",
+            f"unknown {spec['registry']!r}; expected one of {sorted(REGISTRY)}",
         )
     src = REGISTRY.get(spec.get("registry"))
     if "tiers" in spec:
         if not isinstance(src, UrlSource):
-            raise ConfigError(f"{where}.tiers: only the registry source 'cot' has tiers")
+            raise config_error(f"{where}.tiers", "only the registry source 'cot' has tiers")
         for tier in spec["tiers"]:
             if tier not in src.urls:
-                raise ConfigError(
-                    f"{where}.tiers: unknown tier {tier!r}; expected some of {sorted(src.urls)}"
+                raise config_error(
+                    f"{where}.tiers", f"unknown tier {tier!r}; expected some of {sorted(src.urls)}"
                 )
     if isinstance(src, UrlSource):
         for k in HUB_ONLY_KEYS:
             if k in spec:
-                raise ConfigError(
-                    f"{where}.{k}: the registry source {spec['registry']!r} is read from pinned "
-                    "URLs, not a Hub dataset"
+                raise config_error(
+                    f"{where}.{k}",
+                    f"the registry source {spec['registry']!r} is read from pinned URLs, "
+                    "not a Hub dataset",
                 )
     stratify = spec.get("stratify")
     if stratify is not None:
         for k in ("field", "per_group"):
             if k not in stratify:
-                raise ConfigError(f"{where}.stratify: needs `{k}`")
+                raise config_error(f"{where}.stratify", f"needs `{k}`")
         if int(stratify["per_group"]) < 1:
-            raise ConfigError(f"{where}.stratify.per_group: must be at least 1")
+            raise config_error(f"{where}.stratify.per_group", "must be at least 1")
     fields = declared_fields(spec)
     if fields is None:  # a local file: fields are known only when it is read
         return
     if "generator" in spec:
         unsupported = [k for k in (*FIELD_KEYS, *HUB_ONLY_KEYS, "tiers") if k in spec]
         if unsupported:
-            raise ConfigError(f"{where}.{unsupported[0]}: does not apply to a generator")
+            raise config_error(f"{where}.{unsupported[0]}", "does not apply to a generator")
     for k in FIELD_KEYS:
         name = spec.get(k)
         if name is not None and name not in fields:
-            raise ConfigError(
-                f"{where}.{k}: {name!r} is not a field of the source; {_fields_text(spec)}"
+            raise config_error(
+                f"{where}.{k}", f"{name!r} is not a field of the source; {_fields_text(spec)}"
             )
     for name in spec.get("filters") or {}:
         if name not in fields:
-            raise ConfigError(
-                f"{where}.filters.{name}: {name!r} is not a field of the source; "
-                f"{_fields_text(spec)}"
+            raise config_error(
+                f"{where}.filters.{name}",
+                f"{name!r} is not a field of the source; {_fields_text(spec)}",
             )
     if stratify is not None and stratify["field"] not in fields:
-        raise ConfigError(
-            f"{where}.stratify.field: {stratify['field']!r} is not a field of the source; "
-            f"{_fields_text(spec)}"
+        raise config_error(
+            f"{where}.stratify.field",
+            f"{stratify['field']!r} is not a field of the source; {_fields_text(spec)}",
         )
 
 
@@ -497,7 +504,7 @@ def load_probe_dataset(
             rows,
             stratify["field"],
             int(stratify["per_group"]),
-            int(stratify.get("seed", 0)),
+            int(stratify.get("seed", STRATIFY_SEED)),
             where,
         )
         log.info("%s: stratified sample of %d rows", where, len(rows))

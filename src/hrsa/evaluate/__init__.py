@@ -1,4 +1,4 @@
-"""MTEB evaluation of the embedding models and the paper's Table 1 (DESIGN.md contract 4).
+"""MTEB evaluation of the embedding models and the paper's Table 1 (docs/contracts.md, contract 4).
 
 Modules, one concern each:
 

@@ -32,8 +32,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import schema_default
 from ..errors import DataError
 
+#: the score Table 1 averages by default (``evaluation.table1_score``)
+TABLE1_SCORE = schema_default("evaluation.table1_score")
 REQUIRED_COLUMNS = ["benchmark", "task", "subset", "main_score"]
 TABLE1_COLUMNS = [
     "pair",
@@ -182,7 +185,7 @@ def table1(
     benchmarks: list[str],
     *,
     stage: str = "emb",
-    score: str = "mean_task",
+    score: str = TABLE1_SCORE,
     published: Collection[str] = (),
 ) -> tuple[pd.DataFrame, list[str]]:
     """Table 1 rows (pair x benchmark) and the list of problems (left out seeds, with reasons).
@@ -272,7 +275,7 @@ def table1_markdown(
     problems: list[str] = (),
     labels: dict[str, str] | None = None,
     backbone: pd.DataFrame | None = None,
-    score: str = "mean_task",
+    score: str = TABLE1_SCORE,
     published: Mapping[str, str] | None = None,
 ) -> str:
     """The paper's layout: one row per pair (SFT first), base / reasoning / delta (std) per
@@ -354,7 +357,7 @@ def write_table1(
     summary_csv: str | os.PathLike,
     backbone_csv: str | os.PathLike | None = None,
     labels: dict[str, str] | None = None,
-    score: str = "mean_task",
+    score: str = TABLE1_SCORE,
     published: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Summarise every score file and write Table 1 (CSV + Markdown), the backbone reference

@@ -29,6 +29,7 @@ from mteb.models.abs_encoder import AbsEncoder
 from mteb.models.model_meta import ModelMeta, ScoringFunction
 from mteb.types import PromptType
 
+from ..config import schema_default
 from ..models import load_backbone, resolve_embedding_model
 from ..train.embedding import embed_texts
 from .instructions import DEFAULT_TEMPLATE, Instructions
@@ -85,10 +86,10 @@ class InstructionMeanPoolEncoder(AbsEncoder):
         name: str,
         revision: str | None = None,
         instructions: Instructions | None = None,
-        batch_size: int = 16,
-        max_length: int = 512,
-        dtype: str = "auto",
-        device: str = "auto",
+        batch_size: int = schema_default("evaluation.batch_size"),
+        max_length: int = schema_default("evaluation.max_length"),
+        dtype: str = schema_default("evaluation.dtype"),
+        device: str = schema_default("device"),
     ) -> None:
         load_source, load_revision, self.format = detect_format(source, revision)
         self.model, self.tokenizer = load_backbone(

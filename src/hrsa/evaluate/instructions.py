@@ -39,13 +39,16 @@ class Instructions:
     tasks: dict[str, str | dict[str, str]] = field(default_factory=dict)
     task_types: dict[str, str] = field(default_factory=dict)
     template: str = DEFAULT_TEMPLATE
+    #: the prompts file these were read from (None: built in code); errors name it
+    path: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        where = "Instructions" if self.path is None else f"prompts file {self.path!r}"
         if "{instruction}" not in self.template:
-            raise ConfigError(f"prompts template {self.template!r} must contain '{{instruction}}'")
+            raise ConfigError(f"{where}: template {self.template!r} must contain '{{instruction}}'")
         for task, value in self.tasks.items():
             if not isinstance(value, str | dict):
-                raise ConfigError(f"prompts tasks.{task}: expected a string or a map of subsets")
+                raise ConfigError(f"{where}: tasks.{task}: expected a string or a map of subsets")
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> Instructions:
@@ -61,6 +64,7 @@ class Instructions:
             tasks=dict(data.get("tasks") or {}),
             task_types=dict(data.get("task_types") or {}),
             template=data.get("template") or DEFAULT_TEMPLATE,
+            path=str(path),
         )
 
     def instruction(

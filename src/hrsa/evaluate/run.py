@@ -19,13 +19,15 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import atomic_path
+from ..config import schema_default
 from ..errors import ConfigError, HRSAError
 from .names import LOCAL_BENCHMARK
 
 log = logging.getLogger("hrsa.evaluate.run")
 
-#: mteb's own seed (classification sub-sampling, clustering bootstrap), as the authors fixed it.
-MTEB_SEED = 1016
+#: mteb's own seed (classification sub-sampling, clustering bootstrap), as the authors fixed it
+#: (the schema's ``evaluation.mteb_seed``).
+MTEB_SEED = schema_default("evaluation.mteb_seed")
 TIDY_COLUMNS = ["benchmark", "task", "subset", "main_score", "task_type", "split", "status"]
 
 
@@ -131,12 +133,12 @@ def evaluate_benchmark(
     revision: str | None = None,
     tasks: list[str] | None = None,
     prompts: str | os.PathLike | None = None,
-    batch_size: int = 16,
-    max_length: int = 512,
-    dtype: str = "auto",
-    device: str = "auto",
+    batch_size: int = schema_default("evaluation.batch_size"),
+    max_length: int = schema_default("evaluation.max_length"),
+    dtype: str = schema_default("evaluation.dtype"),
+    device: str = schema_default("device"),
     seed: int = MTEB_SEED,
-    allow_missing: bool = False,
+    allow_missing: bool = schema_default("evaluation.allow_missing"),
 ) -> pd.DataFrame:
     """Evaluate one model on one benchmark; write mteb's results and the tidy CSV; return the CSV.
 

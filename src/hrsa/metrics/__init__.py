@@ -27,8 +27,6 @@ from .geometry import (
     rbf_cka,
 )
 from .layerwise import (
-    METRICS_COLUMNS,
-    HRSAResult,
     HRSASettings,
     LayerwiseSimilarity,
     SubsampleAnalysis,
@@ -54,6 +52,7 @@ from .representation import (
     inverse_row_entropy,
     procrustes,
 )
+from .result import METRICS_COLUMNS, HRSAResult
 from .streaming import Source
 from .uncertainty import (
     Interval,

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import schema_default
 from ..errors import ConfigError, DataError
 from .output import atomic_write_csv
 from .registry import metric
@@ -19,12 +20,16 @@ from .streaming import DEFAULT_CHUNK_SIZE, Source
 
 log = logging.getLogger("hrsa.metrics")
 
+#: the probe's defaults are the schema's ``hrsa.probe.*`` (the schema owns every default)
+PROBE_SEED = schema_default("hrsa.probe.seed")
+PROBE_C = schema_default("hrsa.probe.C")
+PROBE_MAX_ITER = schema_default("hrsa.probe.max_iter")
 SPLITS = ("train", "dev", "test")
 DIRECTIONS = ("base_to_reasoning", "reasoning_to_base")
 
 
 def stratified_split(
-    labels, *, seed: int = 42, fractions=(0.8, 0.1, 0.1)
+    labels, *, seed: int = PROBE_SEED, fractions=(0.8, 0.1, 0.1)
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/dev/test row indices: within each class (in a seeded shuffle) round
     ``fractions[1]`` and ``fractions[2]`` of its members go to dev and test, the rest to train.
@@ -103,19 +108,19 @@ def cross_model_probe(
     reasoning,
     labels,
     *,
-    seed: int = 42,
-    C: float = 1.0,
-    max_iter: int = 1000,
+    seed: int = PROBE_SEED,
+    C: float = PROBE_C,
+    max_iter: int = PROBE_MAX_ITER,
     fractions=(0.8, 0.1, 0.1),
 ) -> list[ProbeScore]:
     """Cross-model linear probes (paper Eq. 6): fit y_hat = X W_X + b_X on one model's sentence
     embeddings and apply the frozen (W_X, b_X) to the other model's.
 
-    Protocol (DESIGN.md): rows are L2-normalised sentence embeddings (normalised again here);
+    Protocol: rows are L2-normalised sentence embeddings (normalised again here);
     one stratified 80/10/10 split with ``seed``; a StandardScaler fitted on the source model's
     train split is reused, unchanged, on the target model; LogisticRegression(C, lbfgs,
     max_iter, random_state=seed). Both directions; accuracy, macro- and weighted-F1 on
-    train/dev/test of both models: 2 x 3 x 2 = 12 rows.
+    train/dev/test of both models: 2 x 3 x 2 = 12 rows (docs/contracts.md, contract 2).
     """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
@@ -206,7 +211,12 @@ def sentence_embeddings(
 
 
 def probe_stores(
-    base, reasoning, *, seed: int = 42, C: float = 1.0, max_iter: int = 1000
+    base,
+    reasoning,
+    *,
+    seed: int = PROBE_SEED,
+    C: float = PROBE_C,
+    max_iter: int = PROBE_MAX_ITER,
 ) -> list[ProbeScore]:
     """Cross-model probe on two aligned activation stores: sentence embeddings from the last
     hidden state, labels from the stores' sequence records."""

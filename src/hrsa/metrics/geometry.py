@@ -483,7 +483,7 @@ class _BoundarySearch:
         return cand.reshape(p, -1).gather(1, top.indices)
 
 
-# --- the previous fp32 search (baseline of benchmarks/hrsa.py) --------------------------------
+# --- the previous fp32 search (baseline of benchmarks/hrsa_engine.py) -------------------------
 
 
 def _neighbours_fp32(

@@ -23,19 +23,25 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError, PairMismatchError
+from ..config import HRSA_OTHER_KEYS, schema_default
+from ..errors import DataError, PairMismatchError, config_error
 from .geometry import _neighbours_tensor, cka_from_terms, debiased_cka_from_terms, jaccard_rows
-from .output import atomic_write_csv, atomic_write_json, jsonable
 from .representation import correlation_from_terms, procrustes_from_cross
+from .result import (
+    FIRST_TRANSFORMER_LAYER,
+    KNN_LAYER_0_NOTE,
+    KNN_LAYER_MEANS,
+    KNN_TABLE4_NOTE,
+    METRICS_COLUMNS,
+    HRSAResult,
+)
 from .streaming import (
     DEFAULT_ACCUMULATOR_BYTES,
     DEFAULT_CHUNK_SIZE,
@@ -47,39 +53,53 @@ from .streaming import (
     resolve_device,
 )
 from .uncertainty import (
-    _self_terms_from_gram,
-    _weighted_sum_products,
-    bootstrap_interval,
+    bootstrap_replicates,
     centred,
-    percentile_interval,
-    permutation_p_value,
-    permuted_cka,
+    permutation_nulls,
+    row_permutations,
     sequence_weights,
     weighted_pair,
 )
 
 log = logging.getLogger("hrsa.metrics")
 
-METRICS_COLUMNS = ["metric", "layer_base", "layer_reason", "k", "value", "ci_low", "ci_high"]
 _NAN = float("nan")
+
+# HRSAResult and the output constants moved to .result; re-exported here
+__all__ = [
+    "FIRST_TRANSFORMER_LAYER",
+    "KNN_LAYER_0_NOTE",
+    "KNN_LAYER_MEANS",
+    "KNN_TABLE4_NOTE",
+    "METRICS_COLUMNS",
+    "HRSAResult",
+    "HRSASettings",
+    "LayerwiseSimilarity",
+    "SubsampleAnalysis",
+    "compare_stores",
+    "layerwise_similarity",
+    "subsample_analysis",
+    "subsample_rows",
+]
 
 
 @dataclass(frozen=True)
 class HRSASettings:
     """Settings of one comparison (``config["hrsa"]``; see config/README.md)."""
 
-    knn_k: tuple[int, ...] = (5, 10, 50)
-    knn_max_tokens: int = 50000
-    chunk_size: int = DEFAULT_CHUNK_SIZE
-    bootstrap: int = 50
-    permutations: int = 20
-    ci: float = 0.95
-    seed: int = 42
-    device: str = "auto"
-    accumulator_bytes: int = DEFAULT_ACCUMULATOR_BYTES
+    # defaults: the config schema's (its one owner; hrsa.config.schema_default)
+    knn_k: tuple[int, ...] = tuple(schema_default("hrsa.knn_k"))
+    knn_max_tokens: int = schema_default("hrsa.knn_max_tokens")
+    chunk_size: int = schema_default("hrsa.chunk_size")
+    bootstrap: int = schema_default("hrsa.bootstrap")
+    permutations: int = schema_default("hrsa.permutations")
+    ci: float = schema_default("hrsa.ci")
+    seed: int = schema_default("hrsa.seed")
+    device: str = schema_default("device")  # hrsa.device's derived default: the top-level one
+    accumulator_bytes: int = schema_default("hrsa.accumulator_bytes")
 
     #: keys of ``config["hrsa"]`` that belong to other rules and are ignored here
-    OTHER_KEYS = ("datasets", "probe", "gpus")
+    OTHER_KEYS = HRSA_OTHER_KEYS
 
     def __post_init__(self):
         object.__setattr__(self, "knn_k", tuple(sorted({int(k) for k in self.knn_k})))
@@ -94,7 +114,7 @@ class HRSASettings:
         ]
         for ok, key, want in checks:
             if not ok:
-                raise ConfigError(f"hrsa.{key} must be {want}, got {getattr(self, key)!r}")
+                raise config_error(f"hrsa.{key}", f"must be {want}, got {getattr(self, key)!r}")
 
     @classmethod
     def from_config(cls, cfg: Mapping | None) -> HRSASettings:
@@ -103,7 +123,7 @@ class HRSASettings:
         known = {f for f in cls.__dataclass_fields__}
         unknown = sorted(set(cfg) - known - set(cls.OTHER_KEYS))
         if unknown:
-            raise ConfigError(f"hrsa: unknown settings {unknown}; known: {sorted(known)}")
+            raise config_error("hrsa", f"unknown settings {unknown}; known: {sorted(known)}")
         kw = {k: v for k, v in cfg.items() if k in known}
         try:
             if "knn_k" in kw:
@@ -124,7 +144,7 @@ class HRSASettings:
             if "ci" in kw:
                 kw["ci"] = float(kw["ci"])
         except (TypeError, ValueError) as exc:
-            raise ConfigError(f"hrsa: invalid setting ({exc})") from exc
+            raise config_error("hrsa", f"invalid setting ({exc})") from exc
         return cls(**kw)
 
     def as_dict(self) -> dict:
@@ -298,7 +318,11 @@ def subsample_analysis(
     constant_reasoning: Sequence | None = None,
 ) -> SubsampleAnalysis:
     """Per layer i vs i on the shared subsample: k-NN overlap for every k, permutation nulls of
-    linear CKA and k-NN overlap, bootstrap-over-sequences replicates of the headline numbers."""
+    linear CKA and k-NN overlap, bootstrap-over-sequences replicates of the headline numbers.
+
+    Each hidden state is gathered, searched for neighbours and centred once; the observed
+    values, the bootstrap (:func:`~hrsa.metrics.uncertainty.bootstrap_replicates`) and the
+    permutation nulls (:func:`~hrsa.metrics.uncertainty.permutation_nulls`) reuse that work."""
     t0 = time.perf_counter()
     xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
     ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
@@ -325,10 +349,7 @@ def subsample_analysis(
             np.random.SeedSequence([settings.seed, 1]),
         )
         weights = np.zeros((0, n)) if weights is None else weights
-    prng = torch.Generator().manual_seed(settings.seed + 2)
-    perms = [torch.randperm(n, generator=prng) for _ in range(settings.permutations)]
-    perms_dev = [p.to(dev) for p in perms]
-    invs = [torch.argsort(p) for p in perms_dev]
+    perms, invs = row_permutations(n, settings.permutations, settings.seed + 2, dev)
     b, p_ = len(weights), len(perms)
     out = SubsampleAnalysis(
         rows,
@@ -355,17 +376,9 @@ def subsample_analysis(
             ny = (
                 und(_neighbours_tensor, y, ks, name=f"reasoning {what}") if nx is not None else None
             )
-            if ny is not None:
-                for k in ks:
-                    jac = jaccard_rows(nx[k], ny[k])
-                    out.knn[k][i] = float(jac.mean())
-                    if b:
-                        out.knn_boot[k][:, i] = ((w_dev @ jac) / w_dev.sum(1)).cpu().numpy()
-                    for q in range(p_):
-                        out.knn_null[k][q, i] = float(
-                            jaccard_rows(nx[k], invs[q][ny[k][perms_dev[q]]]).mean()
-                        )
-            del nx, ny
+            jac = {k: jaccard_rows(nx[k], ny[k]) for k in ks} if ny is not None else {}
+            for k, jk in jac.items():
+                out.knn[k][i] = float(jk.mean())
             xc, mxs = centred(x)
             yc, mys = centred(y)
             del x, y
@@ -382,279 +395,23 @@ def subsample_analysis(
             )
             if i == final:
                 out.h_inv_final = obs.h_inv
-            for r in range(b):
-                rep = weighted_pair(xc, yc, w_dev[r], cx, cy, with_h_inv=i == final)
-                out.linear_cka_boot[r, i] = rep.linear_cka
-                out.dimension_wise_correlation_boot[r, i] = rep.dimension_wise_correlation
+            if w_dev is not None:
+                boot = bootstrap_replicates(w_dev, jac, xc, yc, cx, cy, with_h_inv=i == final)
+                for k, reps in boot.knn.items():
+                    out.knn_boot[k][:, i] = reps
+                out.linear_cka_boot[:, i] = boot.linear_cka
+                out.dimension_wise_correlation_boot[:, i] = boot.dimension_wise_correlation
                 if i == final:
-                    out.h_inv_final_boot[r] = rep.h_inv
-            if p_:
-                sx = _self_terms_from_gram(_weighted_sum_products(xc, xc, None), n)
-                sy = _self_terms_from_gram(_weighted_sum_products(yc, yc, None), n)
-                for q in range(p_):
-                    v = und(permuted_cka, xc, yc, perms_dev[q], sx, sy)
-                    out.linear_cka_null[q, i] = _NAN if v is None else v
-            del xc, yc
+                    out.h_inv_final_boot[:] = boot.h_inv
+            null = permutation_nulls(perms, invs, xc, yc, nx, ny, undefined=und)
+            for k, reps in null.knn.items():
+                out.knn_null[k][:, i] = reps
+            out.linear_cka_null[:, i] = null.linear_cka
+            del nx, ny, jac, xc, yc
             log.info("subsample analysis: hidden state %d/%d done", i, final)
     out.undefined = und.notes
     out.seconds = time.perf_counter() - t0
     return out
-
-
-#: hidden state where the transformer layers begin; 0 is the embedding lookup
-FIRST_TRANSFORMER_LAYER = 1
-
-KNN_LAYER_MEANS = {
-    "knn_overlap_mean": "mean over all hidden states 0..L (layer 0 = embedding output), "
-    "the paper's definition of Table 4",
-    "knn_overlap_mean_transformer_layers": "mean over the transformer layers only, hidden "
-    "states 1..L (layer 0 left out)",
-}
-KNN_LAYER_0_NOTE = (
-    "At layer 0 (the embedding lookup) every repeat of a token is the same row, so its nearest "
-    "neighbours tie at cosine 1. This engine breaks ties by row index, the same rule in both "
-    "models, so layer 0 overlaps ~1.0; the authors' code takes the first k of a top-50 list, an "
-    "arbitrary order inside the tie, and gets ~0.1-0.3. Their published k=5/10 layer means are "
-    "therefore lower than knn_overlap_mean computed here by about (layer-0 gap)/(L+1); "
-    "knn_overlap_mean_transformer_layers does not depend on the tie order."
-)
-KNN_TABLE4_NOTE = (
-    "Table 4 of the report shows both means, labelled: knn_overlap_mean (layers 0..L, the "
-    "paper's definition) and knn_overlap_mean_transformer_layers (layers 1..L); the Table 2 "
-    "local-geometry verdict uses the one named by report.verdicts.knn_layers (default: "
-    "transformer layers)."
-)
-
-
-def _layer_mean(per_layer, first: int = 0) -> float:
-    """Mean of a per-layer vector from hidden state ``first`` on; NaN when nothing is left."""
-    v = np.asarray(per_layer, dtype=np.float64)[first:]
-    return float(v.mean()) if v.size else _NAN
-
-
-def _replicate_layer_mean(replicates: np.ndarray, first: int = 0) -> np.ndarray:
-    """Per replicate (rows), the mean over hidden states ``first`` on (columns)."""
-    r = np.asarray(replicates, dtype=np.float64)
-    if r.shape[1] <= first:
-        return np.full(r.shape[0], _NAN)
-    return r[:, first:].mean(1)
-
-
-def _bias(replicates, estimate) -> float | None:
-    """Bootstrap bias estimate mean(replicates) - estimate (on the subsample)."""
-    r = np.asarray(replicates, dtype=np.float64)
-    r = r[np.isfinite(r)]
-    return float(r.mean() - estimate) if r.size and np.isfinite(estimate) else None
-
-
-@dataclass
-class HRSAResult:
-    """Everything one comparison produced; :meth:`records` and :meth:`summary` are the
-    ``metrics.csv`` rows and ``summary.json`` of the DESIGN.md contract."""
-
-    settings: HRSASettings
-    layerwise: LayerwiseSimilarity
-    subsample: SubsampleAnalysis
-    n_tokens: int
-    n_sequences: int
-    n_hidden_states: int
-    dim: int
-    device: str
-
-    # --- intervals ----------------------------------------------------------------------
-    def _interval(self, value: float, replicates) -> tuple:
-        return bootstrap_interval(value, replicates, self.settings.ci)
-
-    def _headline(self, value, replicates) -> dict:
-        lo, hi = self._interval(value, replicates)
-        return {"value": value, "ci_low": lo, "ci_high": hi}
-
-    # --- outputs --------------------------------------------------------------------------
-    def records(self) -> list[dict]:
-        lw, ss, ci = self.layerwise, self.subsample, self.settings.ci
-        nl = len(lw.debiased_cka)
-        rec = []
-
-        def row(metric, i, j, value, lo=None, hi=None, k=None):
-            rec.append(
-                {
-                    "metric": metric,
-                    "layer_base": i,
-                    "layer_reason": j,
-                    "k": k,
-                    "value": float(value),
-                    "ci_low": lo,
-                    "ci_high": hi,
-                }
-            )
-
-        for name, full, boot in (
-            (
-                "dimension_wise_correlation",
-                lw.dimension_wise_correlation,
-                ss.dimension_wise_correlation_boot,
-            ),
-            ("linear_cka", lw.linear_cka, ss.linear_cka_boot),
-        ):
-            for i in range(full.shape[0]):
-                for j in range(full.shape[1]):
-                    lo = hi = None
-                    if i == j and i < nl:
-                        lo, hi = self._interval(full[i, i], boot[:, i])
-                    row(name, i, j, full[i, j], lo, hi)
-        for i in range(nl):
-            row("debiased_cka", i, i, lw.debiased_cka[i])
-        for i in range(nl):
-            lo = hi = None
-            if i == nl - 1:
-                lo, hi = self._interval(lw.procrustes_h_inv[i], ss.h_inv_final_boot)
-            row("procrustes_h_inv", i, i, lw.procrustes_h_inv[i], lo, hi)
-        for i in range(nl):
-            row("procrustes_residual", i, i, lw.procrustes_residual[i])
-        for i in range(nl):
-            for k in self.settings.knn_k:
-                lo, hi = self._interval(ss.knn[k][i], ss.knn_boot[k][:, i])
-                row("knn_overlap", i, i, ss.knn[k][i], lo, hi, k)
-        if ss.linear_cka_null.shape[0]:
-            for i in range(nl):
-                for k in self.settings.knn_k:
-                    null = ss.knn_null[k][:, i]
-                    row(
-                        "knn_overlap_null", i, i, np.mean(null), *percentile_interval(null, ci), k=k
-                    )
-            for i in range(nl):
-                null = ss.linear_cka_null[:, i]
-                row("linear_cka_null", i, i, np.mean(null), *percentile_interval(null, ci))
-        return rec
-
-    def summary(self, pair: str = "", stage: str = "", dataset: str = "") -> dict:
-        lw, ss, s = self.layerwise, self.subsample, self.settings
-        final = len(lw.debiased_cka) - 1
-        first = FIRST_TRANSFORMER_LAYER
-        cka_diag = np.diagonal(lw.linear_cka)
-        corr_diag = np.diagonal(lw.dimension_wise_correlation)
-        headline = {
-            "linear_cka_diagonal_mean": self._headline(
-                float(np.mean(cka_diag)), ss.linear_cka_boot.mean(1)
-            ),
-            "linear_cka_final": self._headline(
-                float(cka_diag[final]), ss.linear_cka_boot[:, final]
-            ),
-            "dimension_wise_correlation_diagonal_mean": self._headline(
-                float(np.mean(corr_diag)), ss.dimension_wise_correlation_boot.mean(1)
-            ),
-            "dimension_wise_correlation_final": self._headline(
-                float(corr_diag[final]), ss.dimension_wise_correlation_boot[:, final]
-            ),
-            "h_inv_final": self._headline(float(lw.procrustes_h_inv[final]), ss.h_inv_final_boot),
-            "knn_overlap_mean": {
-                str(k): self._headline(_layer_mean(ss.knn[k]), ss.knn_boot[k].mean(1))
-                for k in s.knn_k
-            },
-            "knn_overlap_mean_transformer_layers": {
-                str(k): self._headline(
-                    _layer_mean(ss.knn[k], first),
-                    _replicate_layer_mean(ss.knn_boot[k], first),
-                )
-                for k in s.knn_k
-            },
-        }
-        bias = {
-            "linear_cka_final": _bias(ss.linear_cka_boot[:, final], ss.linear_cka[final]),
-            "dimension_wise_correlation_final": _bias(
-                ss.dimension_wise_correlation_boot[:, final], ss.dimension_wise_correlation[final]
-            ),
-            "h_inv_final": _bias(ss.h_inv_final_boot, ss.h_inv_final),
-            "knn_overlap_mean": {
-                str(k): _bias(ss.knn_boot[k].mean(1), _layer_mean(ss.knn[k])) for k in s.knn_k
-            },
-            "knn_overlap_mean_transformer_layers": {
-                str(k): _bias(
-                    _replicate_layer_mean(ss.knn_boot[k], first), _layer_mean(ss.knn[k], first)
-                )
-                for k in s.knn_k
-            },
-        }
-        n_perm = ss.linear_cka_null.shape[0]
-
-        def null_entry(null, observed):
-            return {
-                "mean": float(np.mean(null)) if n_perm else None,
-                "p_value": permutation_p_value(null, observed),
-                "n": n_perm,
-            }
-
-        null = {
-            "linear_cka_final": null_entry(
-                ss.linear_cka_null[:, final], float(ss.linear_cka[final])
-            ),
-            "knn_overlap_mean": {
-                str(k): null_entry(ss.knn_null[k].mean(1), _layer_mean(ss.knn[k])) for k in s.knn_k
-            },
-            "knn_overlap_mean_transformer_layers": {
-                str(k): null_entry(
-                    _replicate_layer_mean(ss.knn_null[k], first), _layer_mean(ss.knn[k], first)
-                )
-                for k in s.knn_k
-            },
-        }
-        return jsonable(
-            {
-                "pair": pair,
-                "stage": stage,
-                "dataset": dataset,
-                "n_tokens": self.n_tokens,
-                "n_sequences": self.n_sequences,
-                "n_hidden_states": self.n_hidden_states,
-                "dim": self.dim,
-                "headline": headline,
-                "knn_overlap_layers": {
-                    **KNN_LAYER_MEANS,
-                    "layer_0": {str(k): float(ss.knn[k][0]) for k in s.knn_k},
-                    "layer_0_ties": KNN_LAYER_0_NOTE,
-                    "table4": KNN_TABLE4_NOTE,
-                },
-                "null": null,
-                "bootstrap_bias": bias,
-                "dropped_features": {
-                    "base": lw.dropped_base[final],
-                    "reasoning": lw.dropped_reasoning[final],
-                },
-                "dropped_features_per_layer": {
-                    "base": lw.dropped_base,
-                    "reasoning": lw.dropped_reasoning,
-                },
-                "undefined": lw.undefined + [u for u in ss.undefined if u not in lw.undefined],
-                "settings": {
-                    **s.as_dict(),
-                    "device_requested": s.device,
-                    "device": self.device,
-                    "subsample_tokens": int(ss.rows.size),
-                    "bootstrap_unit": "sequence",
-                    "ci_method": "bootstrap over sequences on the shared subsample: percentile "
-                    "interval of the replicates' deviations from their median, placed "
-                    "around the full-data estimate",
-                    "null_method": "rows of the reasoning model permuted on the shared subsample; "
-                    "p = (1 + #null >= observed) / (1 + n)",
-                    "dropped_features_layer": "final hidden state",
-                },
-                "seconds": {"layerwise": round(lw.seconds, 3), "subsample": round(ss.seconds, 3)},
-            }
-        )
-
-    def write(
-        self,
-        metrics: str | os.PathLike,
-        summary: str | os.PathLike,
-        *,
-        pair: str = "",
-        stage: str = "",
-        dataset: str = "",
-    ) -> tuple[Path, Path]:
-        """Atomically write ``metrics.csv`` and ``summary.json``."""
-        m = atomic_write_csv(metrics, METRICS_COLUMNS, self.records())
-        j = atomic_write_json(summary, self.summary(pair, stage, dataset))
-        return m, j
 
 
 def compare_stores(

@@ -9,7 +9,7 @@ column-centred matrices ``Xc`` and ``Yc``:
   diagonal, its squared Frobenius norm and the extra sums the debiased HSIC needs;
 * per pair (:class:`CrossTerms`, one pass): the cross product ``C = Xc^T Yc`` (D x D).
 
-Numerics (DESIGN.md): values are upcast to fp32 (fp64 when an input is fp64) before any product,
+Numerics: values are upcast to fp32 (fp64 when an input is fp64) before any product,
 centred before any product (the fp64 mean is subtracted as a hi + lo pair of fp32 numbers, so an
 offset of 1e4 costs no accuracy), and every sum over tokens is accumulated in fp64 across
 chunks. The same code serves in-memory arrays and memory-mapped activation stores, so "streaming
@@ -28,12 +28,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
+from ..config import schema_default
+from ..errors import DataError, config_error
 
 log = logging.getLogger("hrsa.metrics")
 
-DEFAULT_CHUNK_SIZE = 4096
-DEFAULT_ACCUMULATOR_BYTES = 256 * 2**20
+#: the schema's ``hrsa.chunk_size`` and ``hrsa.accumulator_bytes`` (256 MiB)
+DEFAULT_CHUNK_SIZE = schema_default("hrsa.chunk_size")
+DEFAULT_ACCUMULATOR_BYTES = schema_default("hrsa.accumulator_bytes")
 
 
 def resolve_device(device: str | torch.device | None = None, *arrays) -> torch.device:
@@ -52,9 +54,9 @@ def resolve_device(device: str | torch.device | None = None, *arrays) -> torch.d
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ConfigError(f"device: {device!r} is not a torch device (auto, cpu, cuda)") from exc
+        raise config_error("device", f"{device!r} is not a torch device (auto, cpu, cuda)") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device: {device!r} requested but CUDA is not available")
+        raise config_error("device", f"{device!r} requested but CUDA is not available")
     return dev
 
 
@@ -135,7 +137,7 @@ class Source:
         or with a buffer reused by the next chunk: copy what you keep, never modify in place."""
         stop = self.n_rows if stop is None else stop
         if chunk_size < 1:
-            raise ConfigError(f"chunk_size must be >= 1, got {chunk_size}")
+            raise config_error("hrsa.chunk_size", f"must be >= 1, got {chunk_size}")
         if self._file is not None:
             yield from self._pread_chunks(chunk_size, start, stop)
             return

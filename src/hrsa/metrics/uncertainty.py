@@ -10,16 +10,20 @@ keeping each model's geometry) and recomputes the statistic.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DataError
-from .geometry import cka_from_terms
+from ..config import schema_default
+from ..errors import DataError, config_error
+from .geometry import cka_from_terms, jaccard_rows
 from .representation import correlation_from_terms, procrustes_from_cross
 from .streaming import DEFAULT_CHUNK_SIZE, Moments, SelfTerms
+
+#: the interval's default coverage: the schema's ``hrsa.ci`` (the schema owns every default)
+CI = schema_default("hrsa.ci")
 
 
 @dataclass(frozen=True)
@@ -43,10 +47,10 @@ def _none_if_nan(v):
     return None if v is None or not np.isfinite(v) else float(v)
 
 
-def percentile_interval(replicates, ci: float = 0.95) -> tuple[float | None, float | None]:
+def percentile_interval(replicates, ci: float = CI) -> tuple[float | None, float | None]:
     """Central ``ci`` percentile interval of the finite replicates (None, None if none)."""
     if not 0 < ci < 1:
-        raise ConfigError(f"ci must be in (0, 1), got {ci}")
+        raise config_error("hrsa.ci", f"must be in (0, 1), got {ci}")
     r = np.asarray(replicates, dtype=np.float64)
     r = r[np.isfinite(r)]
     if r.size == 0:
@@ -78,7 +82,7 @@ def sequence_weights(sequence_of_row, n_sequences: int, n_replicates: int, seed)
 
 
 def bootstrap_interval(
-    value: float, replicates, ci: float = 0.95
+    value: float, replicates, ci: float = CI
 ) -> tuple[float | None, float | None]:
     """The ``ci`` percentile interval of the replicates' deviations from their median, placed
     around ``value``: [value + q_lo - m, value + q_hi - m].
@@ -103,7 +107,7 @@ def bootstrap_over_sequences(
     n_sequences: int | None = None,
     *,
     n_replicates: int = 50,
-    ci: float = 0.95,
+    ci: float = CI,
     seed: int = 0,
 ) -> Interval:
     """Bootstrap interval (:func:`bootstrap_interval`) of ``statistic(weights)`` over
@@ -212,3 +216,114 @@ def permuted_cka(
     """Linear CKA of X against Y with its rows shuffled (the self terms are unchanged)."""
     cross = _weighted_sum_products(xc, yc[permutation], None)
     return cka_from_terms(cross, sx, sy)
+
+
+# ---------------------------------------------------------------------------------------------
+# Bootstrap replicates and permutation nulls of one hidden state on a shared row sample.
+# ---------------------------------------------------------------------------------------------
+
+
+def row_permutations(
+    n: int, count: int, seed: int, device=None
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """``count`` permutations of ``n`` rows drawn from a torch generator seeded with ``seed``
+    (drawn on the CPU, so they do not depend on the device), moved to ``device``, and their
+    inverses."""
+    gen = torch.Generator().manual_seed(seed)
+    perms = [torch.randperm(n, generator=gen) for _ in range(count)]
+    perms = [p.to(device) for p in perms]
+    return perms, [torch.argsort(p) for p in perms]
+
+
+@dataclass
+class BootstrapReplicates:
+    """Bootstrap-over-sequences replicates of one hidden state's statistics, one entry per
+    replicate. ``knn`` maps k to the replicates of k-NN overlap (only the k given)."""
+
+    knn: dict[int, np.ndarray]
+    linear_cka: np.ndarray
+    dimension_wise_correlation: np.ndarray
+    h_inv: np.ndarray | None
+
+
+def bootstrap_replicates(
+    weights: torch.Tensor,
+    jaccard: dict[int, torch.Tensor],
+    xc: torch.Tensor,
+    yc: torch.Tensor,
+    constant_x: torch.Tensor,
+    constant_y: torch.Tensor,
+    *,
+    with_h_inv: bool = False,
+) -> BootstrapReplicates:
+    """Replicates of the bootstrap over sequences of one hidden state.
+
+    ``weights``: (replicates, n) per-row multiplicities (:func:`sequence_weights`) as fp64, on
+    the device of ``xc``. ``jaccard``: per k, the (n,) per-row Jaccard index of the two models'
+    k-NN sets (a replicate's k-NN overlap is its weighted mean; the neighbour sets are not
+    recomputed). ``xc``, ``yc``: the rows centred on the unweighted sample (:func:`centred`);
+    ``constant_x``/``constant_y``: the features left out of dimension-wise correlation. Linear
+    CKA, dimension-wise correlation and (``with_h_inv``) H_inv per replicate come from
+    :func:`weighted_pair`, NaN where undefined.
+    """
+    b = weights.shape[0]
+    knn = {k: ((weights @ jac) / weights.sum(1)).cpu().numpy() for k, jac in jaccard.items()}
+    cka, corr = np.full(b, float("nan")), np.full(b, float("nan"))
+    h_inv = np.full(b, float("nan")) if with_h_inv else None
+    for r in range(b):
+        rep = weighted_pair(xc, yc, weights[r], constant_x, constant_y, with_h_inv=with_h_inv)
+        cka[r] = rep.linear_cka
+        corr[r] = rep.dimension_wise_correlation
+        if h_inv is not None:
+            h_inv[r] = rep.h_inv
+    return BootstrapReplicates(knn, cka, corr, h_inv)
+
+
+@dataclass
+class PermutationNulls:
+    """Permutation nulls of one hidden state, one entry per permutation. ``knn`` maps k to the
+    null k-NN overlaps (empty when no neighbour sets were given)."""
+
+    knn: dict[int, np.ndarray]
+    linear_cka: np.ndarray
+
+
+def permutation_nulls(
+    permutations: Sequence[torch.Tensor],
+    inverses: Sequence[torch.Tensor],
+    xc: torch.Tensor,
+    yc: torch.Tensor,
+    neighbours_x: dict[int, torch.Tensor] | None = None,
+    neighbours_y: dict[int, torch.Tensor] | None = None,
+    *,
+    undefined: Callable | None = None,
+) -> PermutationNulls:
+    """Null distributions of one hidden state with the rows of the second model shuffled.
+
+    ``permutations``/``inverses``: from :func:`row_permutations`, on the device of ``xc``.
+    k-NN overlap (when both neighbour sets, k -> (n, k) row indices, are given): the neighbour
+    sets are computed once; under a permutation p, row t of Y becomes row p[t], whose
+    neighbours are the rows inv[j] for j in the neighbours of p[t]. Linear CKA: the self terms
+    are computed once and only the cross product is redone (:func:`permuted_cka`).
+    ``undefined(fn, *args)`` calls ``fn`` and returns None where the statistic is undefined
+    (NaN in the null); without it a :class:`~hrsa.errors.DataError` propagates.
+    """
+    nan = float("nan")
+    n_perm = len(permutations)
+    knn: dict[int, np.ndarray] = {}
+    if neighbours_x is not None and neighbours_y is not None:
+        for k, nx in neighbours_x.items():
+            ny = neighbours_y[k]
+            knn[k] = np.full(n_perm, nan)
+            for q in range(n_perm):
+                knn[k][q] = float(jaccard_rows(nx, inverses[q][ny[permutations[q]]]).mean())
+    cka = np.full(n_perm, nan)
+    if n_perm:
+        n = xc.shape[0]
+        sx = _self_terms_from_gram(_weighted_sum_products(xc, xc, None), n)
+        sy = _self_terms_from_gram(_weighted_sum_products(yc, yc, None), n)
+        call = undefined if undefined is not None else (lambda fn, *args: fn(*args))
+        for q in range(n_perm):
+            v = call(permuted_cka, xc, yc, permutations[q], sx, sy)
+            cka[q] = nan if v is None else v
+    return PermutationNulls(knn, cka)

@@ -1,6 +1,6 @@
 """Load the workflow's result files into tidy pandas frames, and describe pairs for display.
 
-Inputs (contracts in DESIGN.md; ``{pair}/{stage}/{dataset}`` is read from the path):
+Inputs (docs/contracts.md, contracts 2 and 4; ``{pair}/{stage}/{dataset}`` is read from the path):
 
 - ``results/hrsa/{pair}/{stage}/{dataset}/metrics.csv``: one row per value, columns
   ``metric, layer_base, layer_reason, k, value, ci_low, ci_high`` -> :func:`read_metrics`;
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hrsa.errors import ConfigError, DataError
+from hrsa.errors import DataError, config_error
 
 # the evaluation stage owns this contract
 from ..evaluate.aggregate import TABLE1_COLUMNS, TABLE1_EMBEDDING_COLUMNS
@@ -99,7 +99,9 @@ def pairs_from_config(
     for key, entry in pairs.items():
         for field in ("base", "reasoning", "family"):
             if field not in entry:
-                raise ConfigError(f"config['pairs']['{key}'] lacks '{field}'")
+                raise config_error(
+                    f"pairs.{key}.{field}", "missing (a pair needs base, reasoning, family)"
+                )
         base_label = str((models.get(entry["base"]) or {}).get("label", entry["base"]))
         reasoning_label = str(
             (models.get(entry["reasoning"]) or {}).get("label", entry["reasoning"])

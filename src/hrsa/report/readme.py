@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,6 +113,55 @@ def entries(
     return ordered_entries
 
 
+@dataclass(frozen=True)
+class PublishedCheckpoint:
+    """A model whose embedding model is a published checkpoint, not trained by this run."""
+
+    model: str
+    label: str
+    source: str
+    revision: str | None = None
+
+
+def published_checkpoints(
+    pairs: Mapping[str, PairInfo], models: Mapping[str, Mapping] | None
+) -> list[PublishedCheckpoint]:
+    """The models of ``config["models"]`` (in config order) with an ``embedding_source`` that
+    are a member of some pair in ``pairs``."""
+    members = {m for p in pairs.values() for m in (p.base, p.reasoning)}
+    found = []
+    for model, spec in (models or {}).items():
+        source = (spec or {}).get("embedding_source")
+        if not source or model not in members:
+            continue
+        found.append(
+            PublishedCheckpoint(
+                model=model,
+                label=str(spec.get("label", model)),
+                source=str(source.get("source", "?")),
+                revision=source.get("revision") or None,
+            )
+        )
+    return found
+
+
+def published_section(published: Sequence[PublishedCheckpoint]) -> list[str]:
+    """The README's "Published checkpoints" lines (none when nothing is published)."""
+    if not published:
+        return []
+    lines = [
+        "## Published checkpoints",
+        "",
+        "These models' embedding models (stage `emb`, Table 1) are published checkpoints, not "
+        "trained by this run (no training-dynamics snapshots for their pairs):",
+        "",
+    ]
+    for p in published:
+        pin = f" @ {p.revision}" if p.revision else ""
+        lines.append(f"- {p.label} (`{p.model}`): `{p.source}`{pin}")
+    return [*lines, ""]
+
+
 def _links(entry: Entry) -> str:
     return " · ".join(f"[{FORMATS[Path(f).suffix]}]({f})" for f in entry.files)
 
@@ -124,8 +173,13 @@ def readme_text(
     skipped: Mapping[str, str] | None = None,
     verdicts_markdown: str | None = None,
     example_figure: str = "figure3.png",
+    models: Mapping[str, Mapping] | None = None,
 ) -> str:
-    """The README's Markdown: how to build, then one line per table and figure."""
+    """The README's Markdown: how to build, then one line per table and figure, the verdicts
+    (``verdicts_markdown``, Table 2's Markdown), what was not built (``skipped``), conventions,
+    and the published embedding checkpoints among ``models`` (``config["models"]``, see
+    :func:`published_checkpoints`).
+    """
     found = entries(files, report_dir, pairs)
     lines = [
         "# HRSA report",
@@ -189,9 +243,30 @@ def readme_text(
         " `knn_overlap_mean_transformer_layers`) and the layer-0 value.",
         "",
     ]
+    lines += published_section(published_checkpoints(pairs, models))
     return "\n".join(lines)
 
 
-def write_readme(path: str | os.PathLike, **kwargs) -> None:
-    """Write :func:`readme_text` (``report_dir`` = the README's folder) atomically to ``path``."""
-    write_text(path, readme_text(report_dir=Path(path).parent, **kwargs))
+VERDICTS_FILE = "table2.md"
+
+
+def write_readme(
+    path: str | os.PathLike,
+    files: Iterable[str | os.PathLike],
+    verdicts_markdown: str | None = None,
+    **kwargs,
+) -> None:
+    """Write :func:`readme_text` (``report_dir`` = the README's folder) atomically to ``path``,
+    in one go. Without ``verdicts_markdown``, the verdicts are read from Table 2's Markdown
+    (:data:`VERDICTS_FILE`) when ``files`` has it."""
+    files = list(files)
+    if verdicts_markdown is None:
+        verdicts = [Path(f) for f in files if Path(f).name == VERDICTS_FILE]
+        if verdicts:
+            verdicts_markdown = verdicts[0].read_text(encoding="utf-8")
+    write_text(
+        path,
+        readme_text(
+            files, report_dir=Path(path).parent, verdicts_markdown=verdicts_markdown, **kwargs
+        ),
+    )

@@ -4,7 +4,8 @@ Each builder returns a :class:`Table`: ``frame`` is what goes to CSV (one row pe
 numbers unrounded, intervals in ``*_ci_low``/``*_ci_high`` columns), ``markdown`` the formatted
 table with intervals in brackets when the engine computed them.
 
-- Table 1: mean embedding benchmark scores of the two embedding models of each pair;
+- Table 1: mean embedding benchmark scores of the two embedding models of each pair, pairs with
+  a published embedding checkpoint marked with † and its source listed below the table;
 - Table 3: H_inv of the final hidden state per pair, backbone and embedding model (CoT dataset);
 - Table 4: mean k-NN overlap across layers for each k, backbone and embedding model, over all
   hidden states 0..L and over the transformer layers 1..L;
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from hrsa.evaluate.aggregate import PUBLISHED, PUBLISHED_MARK
 from hrsa.report.collect import PairInfo, dataset_label, headline, ordered, pair_info
 from hrsa.report.output import atomic_path, write_text
 
@@ -231,18 +233,59 @@ def h_inv_across_datasets(
 # --------------------------------------------------------------------------- Table 1
 
 
-def table1(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], digits: int = 2) -> Table:
+PUBLISHED_NOTE = (
+    f"{PUBLISHED_MARK} published checkpoint (not trained by this run; evaluated once, "
+    "its score stands for every seed): "
+)
+"""Start of Table 1's note on published checkpoints; the pairs and their sources follow."""
+
+
+def embedding_source(models: Mapping[str, Mapping] | None, model: str) -> str:
+    """Where ``model``'s published embedding checkpoint comes from:
+    ``config["models"][model]["embedding_source"]["source"]``, ``?`` when not configured."""
+    spec = (models or {}).get(model) or {}
+    return str((spec.get("embedding_source") or {}).get("source", "?"))
+
+
+def published_members(frame: pd.DataFrame, pair: PairInfo) -> list[tuple[str, str]]:
+    """``(display label, model key)`` of the members of ``pair`` whose embedding model is a
+    published checkpoint, as the evaluation stage's ``base_embedding`` / ``reasoning_embedding``
+    columns say (first row of the pair; a frame without them: none)."""
+    rows = frame[frame["pair"] == pair.key]
+    if rows.empty:
+        return []
+    row = rows.iloc[0]
+    return [
+        (label, getattr(pair, role))
+        for role, label in zip(("base", "reasoning"), pair.model_labels("emb"), strict=True)
+        if row.get(f"{role}_embedding") == PUBLISHED
+    ]
+
+
+def table1(
+    frame: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    digits: int = 2,
+    *,
+    models: Mapping[str, Mapping] | None = None,
+) -> Table:
     """Table 1: mean benchmark scores of the base- and reasoning-initialised embedding models.
 
     The CSV keeps the evaluation stage's numbers (one row per pair and benchmark) plus the pair's
     display name and algorithm. The Markdown is the paper's wide layout, one column group per
     benchmark; scores in [0, 1] (mteb's convention) are shown x100 like the paper.
+
+    A pair with a published embedding checkpoint (see :func:`published_members`) has its Model
+    pair cell marked with † in the Markdown (not in the CSV), and a note below the table gives
+    each such member's source from ``models`` (``config["models"]``, see
+    :func:`embedding_source`).
     """
     frame = frame.copy()
     benchmarks = list(dict.fromkeys(frame["benchmark"]))
     scores = frame[["base_mean", "reasoning_mean"]].abs().to_numpy()
     scale = 100.0 if len(scores) and float(pd.DataFrame(scores).max().max()) <= 1.0 else 1.0
     infos = {k: pair_info(pairs, k) for k in dict.fromkeys(frame["pair"])}
+    published = {k: published_members(frame, info) for k, info in infos.items()}
     frame.insert(1, "model_pair", [infos[k].short_name("emb") for k in frame["pair"]])
     frame.insert(3, "algorithm", [infos[k].algorithm for k in frame["pair"]])
     frame["family"] = [
@@ -254,7 +297,10 @@ def table1(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], digits: int = 2) 
         header += [f"{benchmark} base-Emb", f"{benchmark} reason-Emb", f"{benchmark} Δ (Std)"]
     rows = []
     for info in ordered(infos):
-        cells = [info.family, info.short_name("emb"), info.algorithm]
+        name = info.short_name("emb")
+        if published[info.key]:
+            name += f" {PUBLISHED_MARK}"
+        cells = [info.family, name, info.algorithm]
         for benchmark in benchmarks:
             hit = frame[(frame["pair"] == info.key) & (frame["benchmark"] == benchmark)]
             if hit.empty:
@@ -279,6 +325,14 @@ def table1(frame: pd.DataFrame, pairs: Mapping[str, PairInfo], digits: int = 2) 
     markdown = markdown_table(header, rows, align="lll" + "r" * (3 * len(benchmarks)))
     if note:
         markdown += "\n" + " ".join(note) + "\n"
+    sources = [
+        f"{infos[key].short_name('emb')}: "
+        + ", ".join(f"{label} = `{embedding_source(models, model)}`" for label, model in members)
+        for key, members in published.items()  # the evaluation's order of pairs
+        if members
+    ]
+    if sources:
+        markdown += "\n" + PUBLISHED_NOTE + "; ".join(sources) + ".\n"
     return Table(
         title="Table 1: mean embedding benchmark performance",
         frame=frame,

@@ -4,9 +4,10 @@ Each pair and stage gets one verdict per HRSA focus, so a new pair is classified
 reading heatmaps; above the pairs, one row per family (SFT, RLVR) and stage gives the verdicts of
 the paper's Table 2, from each number aggregated over the family's pairs (median by default,
 ``family_aggregate``) and judged with the same thresholds. The thresholds are
-``config["report"]["verdicts"]`` (defaults in :data:`DEFAULT_THRESHOLDS`, every key documented
-there). A verdict whose numbers are missing is ``n/a``; a threshold set to ``None`` (YAML
-``null``) leaves its number in the evidence without letting it decide.
+``config["report"]["verdicts"]`` (defaults: the config schema's, collected in
+:data:`DEFAULT_THRESHOLDS`, where every key is explained). A verdict whose numbers are missing
+is ``n/a``; a threshold set to ``None`` (YAML ``null``) leaves its number in the evidence without
+letting it decide.
 
 - coordinate basis (representation level): ``h_inv_final`` and
   ``dimension_wise_correlation_diagonal_mean`` -> ``preserved`` if both reach their minimum,
@@ -32,32 +33,43 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from hrsa.errors import ConfigError
+from hrsa.config import schema_default
+from hrsa.errors import config_error
 from hrsa.report.collect import FAMILY_ORDER, PairInfo, headline, pair_info, probe_accuracy
 from hrsa.report.tables import ARROW, MAIN_STAGES, Table, markdown_table, pairs_with_data, row_name
 
+
+def _default(key: str):
+    """The schema's default of ``report.verdicts.<key>`` (the schema owns every default)."""
+    return schema_default(f"report.verdicts.{key}")
+
+
+#: Defaults of ``config["report"]["verdicts"]``: the schema's (``report.verdicts.<key>``); what
+#: each one decides is said here.
 DEFAULT_THRESHOLDS: dict[str, float | int | str | None] = {
-    # Coordinate basis is "preserved" when O* is close to a permutation ...
-    "h_inv_min": 0.4,  # H_inv of the final hidden state at least this (a random rotation gives ~0.1-0.2)
-    # ... and features already align one-to-one without any rotation.
-    "dimension_wise_correlation_min": 0.5,  # signed mean over layers i vs i, at least this
+    # Coordinate basis is "preserved" when O* is close to a permutation (H_inv of the final
+    # hidden state at least h_inv_min; a random rotation gives ~0.1-0.2) ...
+    "h_inv_min": _default("h_inv_min"),
+    # ... and features already align one-to-one without any rotation (signed mean over layers
+    # i vs i of the dimension-wise correlation, at least this).
+    "dimension_wise_correlation_min": _default("dimension_wise_correlation_min"),
     # Global geometry is "isometric" when the diagonal mean of linear CKA reaches this.
-    "linear_cka_min": 0.9,
+    "linear_cka_min": _default("linear_cka_min"),
     # Local geometry is "preserved" when the mean k-NN overlap (Jaccard) at knn_k reaches this.
-    "knn_k": 10,
-    "knn_overlap_min": 0.7,
+    "knn_k": _default("knn_k"),
+    "knn_overlap_min": _default("knn_overlap_min"),
     # Which k-NN layer mean decides: "transformer" (hidden states 1..L) or "all" (0..L, the
     # paper's Table 4 definition). Default transformer: at layer 0 (the embedding lookup) repeated
     # tokens are tied rows and the overlap there reflects the tie-break rule, not the models
     # (1.0 here, ~0.1-0.3 in the authors' code); both means are always shown.
-    "knn_layers": "transformer",
+    "knn_layers": _default("knn_layers"),
     # Linear readout is "transferred" when the probe fitted on the base model loses at most this
     # much accuracy (absolute, 0-1) on the reasoning model, on probe_split.
-    "probe_split": "test",
-    "probe_accuracy_drop_max": 0.05,
+    "probe_split": _default("probe_split"),
+    "probe_accuracy_drop_max": _default("probe_accuracy_drop_max"),
     # Family rows: each number aggregated over the family's pairs ("median" or "mean"; pairs
     # without the number are left out), then judged with the thresholds above.
-    "family_aggregate": "median",
+    "family_aggregate": _default("family_aggregate"),
 }
 CHOICES = {"knn_layers": ("transformer", "all"), "family_aggregate": ("median", "mean")}
 AGGREGATES = {"median": np.median, "mean": np.mean}
@@ -101,15 +113,13 @@ def thresholds_from_config(settings: Mapping | None) -> dict:
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(DEFAULT_THRESHOLDS))
     if unknown:
-        raise ConfigError(
-            f"config['report']['verdicts'] has unknown key(s) {unknown}; "
-            f"known: {sorted(DEFAULT_THRESHOLDS)}"
+        raise config_error(
+            "report.verdicts", f"unknown key(s) {unknown}; known: {sorted(DEFAULT_THRESHOLDS)}"
         )
     for key, allowed in CHOICES.items():
         if key in settings and settings[key] not in allowed:
-            raise ConfigError(
-                f"config['report']['verdicts']['{key}'] is {settings[key]!r}; "
-                f"one of {list(allowed)}"
+            raise config_error(
+                f"report.verdicts.{key}", f"{settings[key]!r} is not one of {list(allowed)}"
             )
     return DEFAULT_THRESHOLDS | settings
 
@@ -234,7 +244,7 @@ def pair_numbers(
 
 
 def aggregate_numbers(
-    per_pair: Sequence[Mapping[str, float]], how: str = "median"
+    per_pair: Sequence[Mapping[str, float]], how: str = _default("family_aggregate")
 ) -> tuple[dict[str, float], dict[str, int]]:
     """Each number aggregated over pairs (``median`` or ``mean`` of the pairs that have it) and
     how many pairs went into it."""

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.contrastive import ContrastiveExample
-from ..errors import ConfigError, DataError
+from ..errors import DataError, config_error
 from .embedding import tokenize
 
 log = logging.getLogger("hrsa.train")
@@ -76,8 +76,9 @@ def batch_schedule(
 def local_slice(batch: Batch, rank: int, world_size: int) -> tuple[int, ...]:
     """This process's contiguous share of a global batch (rank-major, like an all-gather)."""
     if len(batch.indices) % world_size:
-        raise ConfigError(
-            f"global batch size {len(batch.indices)} is not divisible by {world_size} processes"
+        raise config_error(
+            "training.global_batch_size",
+            f"{len(batch.indices)} is not divisible by {world_size} processes",
         )
     per = len(batch.indices) // world_size
     return batch.indices[rank * per : (rank + 1) * per]

@@ -7,45 +7,53 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ..data.contrastive import DEFAULT_TEMPLATE
-from ..errors import ConfigError
+from ..config import TRAINING_OTHER_KEYS, load_schema, schema_default
+from ..errors import config_error
 from ..models import ATTENTION_MODES
 
 log = logging.getLogger("hrsa.train")
 
-# Keys of config["training"] that belong to other stages (data, mining, launching, targets).
-NON_TRAINER_KEYS = frozenset({"enabled", "seeds", "analysis_seed", "data", "mining", "gpus"})
+
+def _default(key: str):
+    """The schema's default of ``training.<key>`` (the schema owns every default)."""
+    return schema_default(f"training.{key}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Table 5's recipe; the defaults are the tiny offline config (paper values in comments)."""
+    """Table 5's recipe. Every default is the config schema's (``training.<key>``), i.e. the tiny
+    offline recipe; the paper's values are in ``config/paper.yaml`` (and in comments here)."""
 
-    temperature: float = 0.02
-    global_batch_size: int = 32  # paper: 2048
-    mini_batch_size: int = 8  # per process, for gradient caching
-    gradient_cache: bool = True
-    num_negatives: int = 3
-    learning_rate: float = 1e-3  # paper: 2e-5 (the tiny models need a larger step)
-    warmup_ratio: float = 0.03
-    weight_decay: float = 0.05
-    max_grad_norm: float | None = 1.0  # the Hugging Face Trainer default the authors inherited
-    max_steps: int = 30  # paper: 782 (one epoch of 1,603,172 examples)
-    save_every: int = 10  # paper: 200
-    max_length: int = 64  # paper: 512 (queries with their instruction, and passages)
-    instruction_template: str = DEFAULT_TEMPLATE
-    exclude_instruction_from_pool: bool = True
-    gradient_checkpointing: bool = False  # paper: true
-    attention: str = "bidirectional"
-    fsdp: bool = False
-    fsdp_layer_classes: tuple[str, ...] = field(default_factory=tuple)  # default: the model's own
-    mixed_precision: str = "auto"  # auto = bf16 autocast on GPU, none on CPU
-    save_dtype: str = "auto"  # auto = bfloat16 when trained on GPU, float32 on CPU
-    seed: int = 0
+    temperature: float = _default("temperature")
+    global_batch_size: int = _default("global_batch_size")  # paper: 2048
+    mini_batch_size: int = _default("mini_batch_size")  # per process, for gradient caching
+    gradient_cache: bool = _default("gradient_cache")
+    num_negatives: int = _default("mining.num_negatives")  # derived: mining.num_negatives
+    learning_rate: float = _default("learning_rate")  # paper: 2e-5 (the tiny models need more)
+    warmup_ratio: float = _default("warmup_ratio")
+    weight_decay: float = _default("weight_decay")
+    # the Hugging Face Trainer default the authors inherited
+    max_grad_norm: float | None = _default("max_grad_norm")
+    max_steps: int = _default("max_steps")  # paper: 782 (one epoch of 1,603,172 examples)
+    save_every: int = _default("save_every")  # paper: 200
+    max_length: int = _default("max_length")  # paper: 512 (queries with instruction, passages)
+    instruction_template: str = _default("instruction_template")
+    exclude_instruction_from_pool: bool = _default("exclude_instruction_from_pool")
+    gradient_checkpointing: bool = _default("gradient_checkpointing")  # paper: true
+    attention: str = _default("attention")
+    fsdp: bool = _default("fsdp")  # paper: true
+    # empty: the model's own decoder-layer classes
+    fsdp_layer_classes: tuple[str, ...] = field(
+        default_factory=lambda: tuple(_default("fsdp_layer_classes"))
+    )
+    mixed_precision: str = _default("mixed_precision")  # auto = bf16 autocast on GPU, none on CPU
+    save_dtype: str = _default("save_dtype")  # auto = bfloat16 when trained on GPU, float32 on CPU
+    # not a config key: the target's training seed (one of training.seeds), set per model
+    seed: int = _default("seeds")[0]
 
     def __post_init__(self):
         def bad(key, why):
-            raise ConfigError(f"training.{key}: {why} (got {getattr(self, key)!r})")
+            raise config_error(f"training.{key}", f"{why} (got {getattr(self, key)!r})")
 
         for key in (
             "global_batch_size",
@@ -94,7 +102,7 @@ class TrainConfig:
                 try:
                     kwargs[key] = float(kwargs[key])
                 except ValueError as exc:
-                    raise ConfigError(f"training.{key}: not a number: {kwargs[key]!r}") from exc
+                    raise config_error(f"training.{key}", f"not a number: {kwargs[key]!r}") from exc
         return cls(**kwargs)
 
     def to_dict(self) -> dict:
@@ -108,6 +116,20 @@ class TrainConfig:
         import math
 
         return math.ceil(self.warmup_ratio * self.max_steps)
+
+
+#: Keys of ``config["training"]`` that belong to other stages (data, mining, launching, targets,
+#: the report): :data:`hrsa.config.TRAINING_OTHER_KEYS` (torch-free, so the plan uses it too),
+#: which is exactly the schema's training keys that are not :class:`TrainConfig` fields
+#: (:func:`schema_other_keys`; tests/test_config_defaults.py keeps the two equal).
+#: ``TrainConfig.seed`` is no config key (each target's seed comes from ``training.seeds``).
+NON_TRAINER_KEYS = frozenset(TRAINING_OTHER_KEYS)
+
+
+def schema_other_keys() -> frozenset[str]:
+    """The schema's ``training`` keys that are not :class:`TrainConfig` fields."""
+    training = load_schema()["properties"]["training"]["properties"]
+    return frozenset(set(training) - {f.name for f in dataclasses.fields(TrainConfig)})
 
 
 def snapshot_steps(max_steps: int, save_every: int) -> list[int]:

@@ -100,12 +100,13 @@ def launch(
             revision=revision,
             model_key=model_key,
         )
-    from ..errors import ConfigError
+    from ..errors import config_error
 
     if cfg.global_batch_size % num_processes:
-        raise ConfigError(
-            f"training.global_batch_size {cfg.global_batch_size} is not divisible "
-            f"by {num_processes} processes (training.gpus)"
+        raise config_error(
+            "training.global_batch_size",
+            f"{cfg.global_batch_size} is not divisible by {num_processes} processes "
+            "(training.gpus)",
         )
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from pathlib import Path
 import torch
 
 from ..data.contrastive import group_by_source, read_examples, validate_examples
-from ..errors import ConfigError, HRSAError, ModelError
+from ..errors import HRSAError, ModelError, config_error
 from .batches import batch_schedule, collate, local_slice
 from .config import TrainConfig, snapshot_steps
 from .embedding import MeanPoolEmbedder, save_embedding_model
@@ -117,9 +117,10 @@ def _layer_classes(source: str, revision: str | None, cfg: TrainConfig) -> list[
     model_class = AutoModel._model_mapping[type(config)]
     classes = list(getattr(model_class, "_no_split_modules", None) or [])
     if not classes:
-        raise ConfigError(
-            f"training.fsdp_layer_classes: cannot tell the decoder layer class of "
-            f"{source!r}; name it (e.g. [Qwen2DecoderLayer])"
+        raise config_error(
+            "training.fsdp_layer_classes",
+            f"cannot tell the decoder layer class of {source!r}; name it "
+            "(e.g. [Qwen2DecoderLayer])",
         )
     return classes
 
@@ -204,6 +205,357 @@ def _link_tree(src: Path, dst: Path) -> None:
             shutil.copy2(path, target)
 
 
+class TrainingRun:
+    """One run of :func:`train_embedding_model`, section by section.
+
+    :meth:`run` calls, in order: :meth:`load_data` (everything checkable before a model is
+    loaded), :meth:`set_up` (accelerator, seed), :meth:`load_model`, :meth:`set_up_optimizer`,
+    :meth:`resume`, :meth:`train_steps` (which saves with :meth:`save_snapshot` and
+    :meth:`save_state`) and :meth:`finish` (the final directory and its summary).
+    """
+
+    def __init__(
+        self,
+        backbone: str | os.PathLike,
+        data: str | os.PathLike,
+        out_dir: str | os.PathLike,
+        config: TrainConfig | dict | None = None,
+        *,
+        revision: str | None = None,
+        model_key: str | None = None,
+        interrupt_after: int | None = None,
+    ) -> None:
+        self.cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
+        self.started = time.time()
+        self.source = str(backbone)
+        self.out_dir, self.data = Path(out_dir), Path(data)
+        self.work = work_dir_for(self.out_dir)
+        self.state_dir, self.log_path = self.work / STATE_DIR, self.work / TRAIN_LOG
+        self.revision = revision
+        self.model_key = model_key
+        self.interrupt_after = interrupt_after
+        self.start_step = 0
+
+    def run(self) -> dict:
+        """Train, save and return the summary (every process returns it)."""
+        self.load_data()
+        self.set_up()
+        self.load_model()
+        self.set_up_optimizer()
+        self.resume()
+        self.train_steps()
+        return self.finish()
+
+    # ---- everything that can be checked before a model is loaded ----
+
+    def load_data(self) -> None:
+        """Read and validate the examples, group them by source and plan the batches."""
+        cfg = self.cfg
+        self.examples = read_examples(self.data)
+        validate_examples(self.examples, num_negatives=cfg.num_negatives, where=str(self.data))
+        self.groups = group_by_source(self.examples)
+        self.schedule = batch_schedule(
+            {s: len(g) for s, g in self.groups.items()},
+            global_batch_size=cfg.global_batch_size,
+            max_steps=cfg.max_steps,
+            seed=cfg.seed,
+        )
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if cfg.global_batch_size % world_size:
+            raise config_error(
+                "training.global_batch_size",
+                f"{cfg.global_batch_size} is not divisible by the {world_size} processes "
+                "(training.gpus)",
+            )
+
+    def set_up(self) -> None:
+        """The accelerator, this process's place in it, the run's fingerprint and the seed."""
+        cfg = self.cfg
+        self.accelerator = accelerator = make_accelerator(cfg, self.source, self.revision)
+        self.rank, self.world_size = accelerator.process_index, accelerator.num_processes
+        self.main = accelerator.is_main_process
+        self.fingerprint = _fingerprint(
+            self.source, self.revision, _sha256(self.data), cfg, self.world_size
+        )
+
+        from accelerate.utils import set_seed
+
+        set_seed(cfg.seed)
+
+    # ---- model: fp32 master weights, attention mode applied and verified ----
+
+    def load_model(self) -> None:
+        """The backbone in fp32 with its attention mode verified, wrapped for mean pooling."""
+        from ..models import attention_is_bidirectional, load_backbone
+
+        cfg, source = self.cfg, self.source
+        model, self.tokenizer = load_backbone(
+            source, revision=self.revision, dtype="float32", attention=cfg.attention, device="cpu"
+        )
+        self.bidirectional = bidirectional = attention_is_bidirectional(model)
+        if bidirectional != (cfg.attention == "bidirectional"):
+            raise ModelError(f"{source}: attention is not {cfg.attention} before training")
+        log.info(
+            "%s: %s attention verified (changing a later token changes an earlier one: %s)",
+            source,
+            cfg.attention,
+            bidirectional,
+        )
+        if cfg.gradient_checkpointing:
+            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x
+            if enable is not None:
+                enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={"use_reentrant": False}
+                )
+        model.train()
+        self.model = model
+        self.embedder = MeanPoolEmbedder(model)
+
+    def set_up_optimizer(self) -> None:
+        """AdamW, the cosine schedule and the loss, prepared by the accelerator."""
+        cfg, accelerator = self.cfg, self.accelerator
+        optimizer = torch.optim.AdamW(
+            parameter_groups(self.embedder, cfg.weight_decay), lr=cfg.learning_rate
+        )
+        from transformers import get_cosine_schedule_with_warmup
+
+        self.scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
+        # together: FSDP2 swaps the optimizer's parameters for the sharded ones
+        self.embedder, self.optimizer = accelerator.prepare(self.embedder, optimizer)
+        # The scheduler is stepped by hand once per global step (accelerate would step it once per
+        # process); registering it puts it into the saved state.
+        accelerator.register_for_checkpointing(self.scheduler)
+        self.loss_fn = build_loss(
+            accelerator.unwrap_model(self.embedder), cfg, gather=self.world_size > 1
+        )
+        use_model_in_loss(self.loss_fn, self.embedder)
+
+    # ---- resume ----
+
+    def resume(self) -> int:
+        """Load the saved state of the same run, if any, and prepare the work directory.
+
+        Returns (and keeps as ``start_step``) the step to resume after, 0 for a fresh start.
+        """
+        accelerator, work, log_path = self.accelerator, self.work, self.log_path
+        start_step = 0
+        state_file = self.state_dir / "trainer_state.json"
+        if state_file.is_file():
+            saved = json.loads(state_file.read_text())
+            if saved.get("fingerprint") == self.fingerprint:
+                accelerator.load_state(str(self.state_dir))
+                start_step = int(saved["step"])
+                log.info("resuming %s from step %d", work, start_step)
+            else:
+                log.warning(
+                    "%s holds state from a different run (config, data or model changed): "
+                    "starting afresh",
+                    work,
+                )
+        accelerator.wait_for_everyone()
+        if self.main:
+            if start_step == 0 and work.exists():
+                shutil.rmtree(work)
+            work.mkdir(parents=True, exist_ok=True)
+            if log_path.exists():  # drop steps logged after the state we resumed from
+                kept = [
+                    line
+                    for line in log_path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= start_step
+                ]
+                log_path.write_text("".join(line + "\n" for line in kept))
+        accelerator.wait_for_everyone()
+        self.start_step = start_step
+        return start_step
+
+    # ---- the loop ----
+
+    def train_steps(self) -> None:
+        """The steps after ``start_step``: snapshots and state saved as the config says."""
+        cfg, accelerator = self.cfg, self.accelerator
+        self.snapshots = snapshot_steps(cfg.max_steps, cfg.save_every)
+        self.save_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
+            cfg.save_dtype, torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
+        )
+        self.unwrapped = accelerator.unwrap_model(self.embedder)
+        self.params = [p for p in self.embedder.parameters() if p.requires_grad]
+        self.device = accelerator.device
+        for batch in self.schedule[self.start_step :]:
+            step = batch.step
+            self.train_step(batch)
+            if step in self.snapshots:
+                self.save_snapshot(step)
+                if step < cfg.max_steps:
+                    self.save_state(step)
+            if self.interrupt_after is not None and step == self.interrupt_after:
+                raise TrainingInterrupted(f"interrupted after step {step} (interrupt_after)")
+
+    def train_step(self, batch) -> None:
+        """One optimizer step on this process's slice of ``batch``, logged."""
+        cfg, accelerator, device = self.cfg, self.accelerator, self.device
+        step = batch.step
+        local = [
+            self.groups[batch.source][i] for i in local_slice(batch, self.rank, self.world_size)
+        ]
+        features = collate(
+            local,
+            self.tokenizer,
+            num_negatives=cfg.num_negatives,
+            template=cfg.instruction_template,
+            max_length=cfg.max_length,
+            exclude_instruction=cfg.exclude_instruction_from_pool,
+        )
+        features = [{k: v.to(device) for k, v in f.items()} for f in features]
+        lr = self.scheduler.get_last_lr()[0]
+        loss = self.loss_fn(features, None)
+        accelerator.backward(loss)
+        grad_norm = None
+        if cfg.max_grad_norm is not None:
+            grad_norm = float(accelerator.clip_grad_norm_(self.params, cfg.max_grad_norm))
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        mean_loss = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
+        if not math.isfinite(mean_loss):
+            raise ModelError(f"training loss is {mean_loss} at step {step}")
+        if self.main:
+            with open(self.log_path, "a") as fh:
+                fh.write(
+                    json.dumps(
+                        {
+                            "step": step,
+                            "loss": mean_loss,
+                            "lr": lr,
+                            "grad_norm": grad_norm,
+                            "source": batch.source,
+                            "elapsed_s": round(time.time() - self.started, 3),
+                        }
+                    )
+                    + "\n"
+                )
+        if step % 10 == 0 or step == cfg.max_steps:
+            log.info(
+                "step %d/%d loss %.4f lr %.3g (%s)",
+                step,
+                cfg.max_steps,
+                mean_loss,
+                lr,
+                batch.source,
+            )
+
+    # ---- saving ----
+
+    def save_snapshot(self, step: int) -> None:
+        """The model at ``step`` in the final format, as ``checkpoints/step{step}``."""
+        accelerator = self.accelerator
+        # all ranks (FSDP gathers to rank 0)
+        state_dict = accelerator.get_state_dict(self.embedder)
+        if self.main:
+            state_dict = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+            target = self.work / "checkpoints" / f"step{step}"
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            save_embedding_model(
+                self.unwrapped.backbone,
+                self.tokenizer,
+                tmp,
+                state_dict=state_dict,
+                dtype=self.save_dtype,
+                include_prompt=not self.cfg.exclude_instruction_from_pool,
+                bidirectional=self.cfg.attention == "bidirectional",
+            )
+            shutil.rmtree(target, ignore_errors=True)
+            os.replace(tmp, target)
+        accelerator.wait_for_everyone()
+
+    def save_state(self, step: int) -> None:
+        """The resumable state after ``step`` (accelerate's, plus the step and fingerprint)."""
+        accelerator, main = self.accelerator, self.main
+        tmp = self.work / (STATE_DIR + ".tmp")
+        if main:
+            shutil.rmtree(tmp, ignore_errors=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if main:
+            (tmp / "trainer_state.json").write_text(
+                json.dumps({"step": step, "fingerprint": self.fingerprint})
+            )
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            os.replace(tmp, self.state_dir)
+        accelerator.wait_for_everyone()
+
+    # ---- final directory ----
+
+    def summary(self) -> dict:
+        """The run's ``training_summary.json`` (main process, after the last step)."""
+        cfg, accelerator, model = self.cfg, self.accelerator, self.model
+        records = [
+            json.loads(line) for line in self.log_path.read_text().splitlines() if line.strip()
+        ]
+        losses = [r["loss"] for r in records]
+        k = max(1, min(5, len(losses) // 4))
+        return {
+            "model": self.model_key,
+            "backbone": self.source,
+            "revision": self.revision,
+            "seed": cfg.seed,
+            "data": str(self.data),
+            "data_sha256": _sha256(self.data),
+            "examples": len(self.examples),
+            "examples_per_source": {s: len(g) for s, g in self.groups.items()},
+            "steps": cfg.max_steps,
+            "snapshots": self.snapshots,
+            "world_size": self.world_size,
+            "device": str(self.device),
+            "first_loss": losses[0],
+            "last_loss": losses[-1],
+            "mean_loss_first": sum(losses[:k]) / k,
+            "mean_loss_last": sum(losses[-k:]) / k,
+            "attention_bidirectional_verified": self.bidirectional,
+            # what actually ran (the rehearsal of paper.yaml asserts these)
+            "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
+            "mixed_precision": str(accelerator.mixed_precision),
+            "gradient_checkpointing": bool(
+                model.is_activation_checkpointing  # transformers >= 5.2x
+                if hasattr(model, "is_activation_checkpointing")
+                else getattr(model, "is_gradient_checkpointing", False)
+            ),
+            "save_dtype": str(self.save_dtype).removeprefix("torch."),
+            "peak_memory_mb": _peak_memory_mb(self.device),
+            "resumed_from_step": self.start_step,
+            "wall_seconds_this_run": round(time.time() - self.started, 2),
+            "config": cfg.to_dict(),
+        }
+
+    def finish(self) -> dict:
+        """Turn the work directory into ``out_dir`` (the last snapshot at its top, the summary
+        beside it, no resumable state) atomically; every process returns the summary."""
+        work, out_dir = self.work, self.out_dir
+        summary = None
+        if self.main:
+            summary = self.summary()
+            _link_tree(work / "checkpoints" / f"step{self.cfg.max_steps}", work)
+            (work / SUMMARY).write_text(json.dumps(summary, indent=2))
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            if out_dir.exists():
+                shutil.rmtree(out_dir)
+            os.replace(work, out_dir)
+            log.info(
+                "trained %s -> %s: loss %.4f -> %.4f",
+                self.source,
+                out_dir,
+                summary["mean_loss_first"],
+                summary["mean_loss_last"],
+            )
+        self.accelerator.wait_for_everyone()
+        if summary is None:
+            summary = json.loads((out_dir / SUMMARY).read_text())
+        return summary
+
+
 def train_embedding_model(
     backbone: str | os.PathLike,
     data: str | os.PathLike,
@@ -219,259 +571,14 @@ def train_embedding_model(
     Trains in ``<out_dir>.work`` (snapshots, ``train_log.jsonl``, resumable state) and renames it
     to ``out_dir`` when done; a rerun after a kill resumes from the latest saved step. Run it in
     one process, or in several under ``accelerate launch`` (one per GPU). Returns the summary.
+    The sections of a run are the methods of :class:`TrainingRun`.
     """
-    cfg = config if isinstance(config, TrainConfig) else TrainConfig.from_mapping(config)
-    started = time.time()
-    source = str(backbone)
-    out_dir, data = Path(out_dir), Path(data)
-    work = work_dir_for(out_dir)
-
-    # ---- everything that can be checked before a model is loaded ----
-    examples = read_examples(data)
-    validate_examples(examples, num_negatives=cfg.num_negatives, where=str(data))
-    groups = group_by_source(examples)
-    schedule = batch_schedule(
-        {s: len(g) for s, g in groups.items()},
-        global_batch_size=cfg.global_batch_size,
-        max_steps=cfg.max_steps,
-        seed=cfg.seed,
-    )
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    if cfg.global_batch_size % world_size:
-        raise ConfigError(
-            f"training.global_batch_size {cfg.global_batch_size} is not divisible by "
-            f"the {world_size} processes (training.gpus)"
-        )
-
-    accelerator = make_accelerator(cfg, source, revision)
-    rank, world_size = accelerator.process_index, accelerator.num_processes
-    main = accelerator.is_main_process
-    fingerprint = _fingerprint(source, revision, _sha256(data), cfg, world_size)
-
-    from accelerate.utils import set_seed
-
-    set_seed(cfg.seed)
-
-    # ---- model: fp32 master weights, attention mode applied and verified ----
-    from ..models import attention_is_bidirectional, load_backbone
-
-    model, tokenizer = load_backbone(
-        source, revision=revision, dtype="float32", attention=cfg.attention, device="cpu"
-    )
-    bidirectional = attention_is_bidirectional(model)
-    if bidirectional != (cfg.attention == "bidirectional"):
-        raise ModelError(f"{source}: attention is not {cfg.attention} before training")
-    log.info(
-        "%s: %s attention verified (changing a later token changes an earlier one: %s)",
-        source,
-        cfg.attention,
-        bidirectional,
-    )
-    if cfg.gradient_checkpointing:
-        enable = getattr(model, "activation_checkpointing_enable", None)  # transformers >= 5.2x
-        if enable is not None:
-            enable(activation_checkpointing_kwargs={"use_reentrant": False})
-        else:
-            model.gradient_checkpointing_enable(
-                gradient_checkpointing_kwargs={"use_reentrant": False}
-            )
-    model.train()
-    embedder = MeanPoolEmbedder(model)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(embedder, cfg.weight_decay), lr=cfg.learning_rate
-    )
-    from transformers import get_cosine_schedule_with_warmup
-
-    scheduler = get_cosine_schedule_with_warmup(optimizer, cfg.warmup_steps, cfg.max_steps)
-    # together: FSDP2 swaps the optimizer's parameters for the sharded ones
-    embedder, optimizer = accelerator.prepare(embedder, optimizer)
-    # The scheduler is stepped by hand once per global step (accelerate would step it once per
-    # process); registering it puts it into the saved state.
-    accelerator.register_for_checkpointing(scheduler)
-    loss_fn = build_loss(accelerator.unwrap_model(embedder), cfg, gather=world_size > 1)
-    use_model_in_loss(loss_fn, embedder)
-
-    # ---- resume ----
-    state_dir, log_path = work / STATE_DIR, work / TRAIN_LOG
-    start_step = 0
-    state_file = state_dir / "trainer_state.json"
-    if state_file.is_file():
-        saved = json.loads(state_file.read_text())
-        if saved.get("fingerprint") == fingerprint:
-            accelerator.load_state(str(state_dir))
-            start_step = int(saved["step"])
-            log.info("resuming %s from step %d", work, start_step)
-        else:
-            log.warning(
-                "%s holds state from a different run (config, data or model changed): "
-                "starting afresh",
-                work,
-            )
-    accelerator.wait_for_everyone()
-    if main:
-        if start_step == 0 and work.exists():
-            shutil.rmtree(work)
-        work.mkdir(parents=True, exist_ok=True)
-        if log_path.exists():  # drop steps logged after the state we resumed from
-            kept = [
-                line
-                for line in log_path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= start_step
-            ]
-            log_path.write_text("".join(line + "\n" for line in kept))
-    accelerator.wait_for_everyone()
-
-    snapshots = snapshot_steps(cfg.max_steps, cfg.save_every)
-    save_dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}.get(
-        cfg.save_dtype, torch.bfloat16 if accelerator.device.type == "cuda" else torch.float32
-    )
-    unwrapped = accelerator.unwrap_model(embedder)
-    params = [p for p in embedder.parameters() if p.requires_grad]
-
-    def snapshot(step: int) -> None:
-        state_dict = accelerator.get_state_dict(embedder)  # all ranks (FSDP gathers to rank 0)
-        if main:
-            state_dict = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
-            target = work / "checkpoints" / f"step{step}"
-            tmp = target.with_name(target.name + ".tmp")
-            shutil.rmtree(tmp, ignore_errors=True)
-            save_embedding_model(
-                unwrapped.backbone,
-                tokenizer,
-                tmp,
-                state_dict=state_dict,
-                dtype=save_dtype,
-                include_prompt=not cfg.exclude_instruction_from_pool,
-                bidirectional=cfg.attention == "bidirectional",
-            )
-            shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
-        accelerator.wait_for_everyone()
-
-    def save_state(step: int) -> None:
-        tmp = work / (STATE_DIR + ".tmp")
-        if main:
-            shutil.rmtree(tmp, ignore_errors=True)
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(tmp))
-        accelerator.wait_for_everyone()
-        if main:
-            (tmp / "trainer_state.json").write_text(
-                json.dumps({"step": step, "fingerprint": fingerprint})
-            )
-            shutil.rmtree(state_dir, ignore_errors=True)
-            os.replace(tmp, state_dir)
-        accelerator.wait_for_everyone()
-
-    # ---- the loop ----
-    device = accelerator.device
-    for batch in schedule[start_step:]:
-        step = batch.step
-        local = [groups[batch.source][i] for i in local_slice(batch, rank, world_size)]
-        features = collate(
-            local,
-            tokenizer,
-            num_negatives=cfg.num_negatives,
-            template=cfg.instruction_template,
-            max_length=cfg.max_length,
-            exclude_instruction=cfg.exclude_instruction_from_pool,
-        )
-        features = [{k: v.to(device) for k, v in f.items()} for f in features]
-        lr = scheduler.get_last_lr()[0]
-        loss = loss_fn(features, None)
-        accelerator.backward(loss)
-        grad_norm = None
-        if cfg.max_grad_norm is not None:
-            grad_norm = float(accelerator.clip_grad_norm_(params, cfg.max_grad_norm))
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        mean_loss = float(accelerator.reduce(loss.detach().float(), reduction="mean"))
-        if not math.isfinite(mean_loss):
-            raise ModelError(f"training loss is {mean_loss} at step {step}")
-        if main:
-            with open(log_path, "a") as fh:
-                fh.write(
-                    json.dumps(
-                        {
-                            "step": step,
-                            "loss": mean_loss,
-                            "lr": lr,
-                            "grad_norm": grad_norm,
-                            "source": batch.source,
-                            "elapsed_s": round(time.time() - started, 3),
-                        }
-                    )
-                    + "\n"
-                )
-        if step % 10 == 0 or step == cfg.max_steps:
-            log.info(
-                "step %d/%d loss %.4f lr %.3g (%s)",
-                step,
-                cfg.max_steps,
-                mean_loss,
-                lr,
-                batch.source,
-            )
-        if step in snapshots:
-            snapshot(step)
-            if step < cfg.max_steps:
-                save_state(step)
-        if interrupt_after is not None and step == interrupt_after:
-            raise TrainingInterrupted(f"interrupted after step {step} (interrupt_after)")
-
-    # ---- final directory ----
-    summary = None
-    if main:
-        records = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
-        losses = [r["loss"] for r in records]
-        k = max(1, min(5, len(losses) // 4))
-        summary = {
-            "model": model_key,
-            "backbone": source,
-            "revision": revision,
-            "seed": cfg.seed,
-            "data": str(data),
-            "data_sha256": _sha256(data),
-            "examples": len(examples),
-            "examples_per_source": {s: len(g) for s, g in groups.items()},
-            "steps": cfg.max_steps,
-            "snapshots": snapshots,
-            "world_size": world_size,
-            "device": str(device),
-            "first_loss": losses[0],
-            "last_loss": losses[-1],
-            "mean_loss_first": sum(losses[:k]) / k,
-            "mean_loss_last": sum(losses[-k:]) / k,
-            "attention_bidirectional_verified": bidirectional,
-            # what actually ran (the rehearsal of paper.yaml asserts these)
-            "distributed_type": str(accelerator.distributed_type).rsplit(".", 1)[-1],
-            "mixed_precision": str(accelerator.mixed_precision),
-            "gradient_checkpointing": bool(
-                model.is_activation_checkpointing  # transformers >= 5.2x
-                if hasattr(model, "is_activation_checkpointing")
-                else getattr(model, "is_gradient_checkpointing", False)
-            ),
-            "save_dtype": str(save_dtype).removeprefix("torch."),
-            "peak_memory_mb": _peak_memory_mb(device),
-            "resumed_from_step": start_step,
-            "wall_seconds_this_run": round(time.time() - started, 2),
-            "config": cfg.to_dict(),
-        }
-        _link_tree(work / "checkpoints" / f"step{cfg.max_steps}", work)
-        (work / SUMMARY).write_text(json.dumps(summary, indent=2))
-        shutil.rmtree(state_dir, ignore_errors=True)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(work, out_dir)
-        log.info(
-            "trained %s -> %s: loss %.4f -> %.4f",
-            source,
-            out_dir,
-            summary["mean_loss_first"],
-            summary["mean_loss_last"],
-        )
-    accelerator.wait_for_everyone()
-    if summary is None:
-        summary = json.loads((out_dir / SUMMARY).read_text())
-    return summary
+    return TrainingRun(
+        backbone,
+        data,
+        out_dir,
+        config,
+        revision=revision,
+        model_key=model_key,
+        interrupt_after=interrupt_after,
+    ).run()

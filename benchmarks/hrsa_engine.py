@@ -16,7 +16,7 @@ All ratios are measured in one run, on the same synthetic stores, on this machin
 * memory: peak RSS of the engine (in a fresh subprocess) on the store and on one with four
   times as many tokens.
 
-Usage: OMP_NUM_THREADS=1 python benchmarks/hrsa.py [--quick] [--tokens N] [--dim D] ...
+Usage: OMP_NUM_THREADS=1 python benchmarks/hrsa_engine.py [--quick] [--tokens N] [--dim D] ...
 """
 
 from __future__ import annotations
@@ -33,10 +33,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-# This file is called hrsa.py: keep its own folder off the import path so `hrsa` is the package.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 
 def make_stores(root: Path, n_tokens: int, dim: int, n_layers: int, seed: int = 0):

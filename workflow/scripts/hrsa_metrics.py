@@ -1,9 +1,8 @@
 """HRSA of one pair x stage x dataset: two activation stores -> metrics.csv + summary.json."""
 
-from hrsa.logs import limit_threads, to_file
+from hrsa.logs import job_setup
 
-to_file(snakemake.log[0])
-limit_threads(snakemake.threads)
+job_setup(snakemake)
 
 from hrsa.metrics import HRSASettings, compare_stores  # noqa: E402
 

@@ -1,0 +1,786 @@
+"""The workflow's plan: what runs, on which files, with which settings - from the config alone.
+
+Every decision the Snakemake rules need lives here as a pure function of the validated config
+(``hrsa.config.validate_config`` has filled in the schema's defaults, so nothing here restates a
+default): the stages of each pair, the analysis units, every target, the path templates and the
+settings each rule passes to its script. The ``.smk`` files only declare rules and call a
+:class:`Plan`; the tests test the plan directly.
+
+Two inputs besides the config are explicit: ``exists`` (whether a configured ``source`` is a
+local directory rather than a hub id; :func:`os.path.exists` by default) and ``basedir`` (the
+workflow's directory, where relative resource files such as ``config/prompts.yaml`` are found
+when the working directory is elsewhere).
+
+Data flow: config -> :class:`Plan` -> rules (``rules/*.smk``) -> scripts (``workflow/scripts``)
+-> library -> ``results/`` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+
+from .config import HRSA_OTHER_KEYS, TRAINING_OTHER_KEYS
+from .errors import ConfigError
+
+STAGES_MAIN = ("backbone", "emb")
+ROLES = ("base", "reasoning")
+
+# Path templates (Snakemake wildcards in braces). One place, used by rules and targets alike.
+MODEL_DIR = "results/models/{model}"
+PREFETCH_MODEL = "results/prefetch/models/{model}.json"
+PREFETCH_EMBEDDING = "results/prefetch/embeddings/{model}.json"
+PREFETCH_MTEB = "results/prefetch/mteb/{bench}.json"
+PREFETCH_DONE = "results/prefetch/done"
+PROBE_DATA = "results/data/probe/{dataset}.jsonl"
+TRAIN_DATA = "results/data/train/contrastive.jsonl"
+TRAIN_DATA_REPORT = "results/data/train/contrastive.jsonl.report.json"
+MINED_DATA = "results/data/train/mined.jsonl"
+MINED_DATA_REPORT = "results/data/train/mined.jsonl.report.json"
+MINING_CACHE = "results/data/train/mining-cache"
+STORE = "results/activations/{model}/{stage}/{dataset}"
+PAIR_CHECK = "results/checks/{pair}/{stage}/{dataset}.json"
+HRSA_DIR = "results/hrsa/{pair}/{stage}/{dataset}"
+EMBEDDING_DIR = "results/embeddings/{model}/seed{seed}"
+MTEB_SCORES = "results/mteb/{model}/{stage}/seed{seed}/{bench}.csv"
+MTEB_CACHE = "results/mteb/{model}/{stage}/seed{seed}/{bench}"
+TABLE1 = "results/mteb/table1.csv"
+REPORT = "results/report"
+
+# Report figures and tables drawn per metric/stage (paper Figures 6-13, Tables 12-13).
+LAYER_GRIDS = {
+    "6": ("dimension_wise_correlation", "backbone"),
+    "7": ("dimension_wise_correlation", "emb"),
+    "8": ("linear_cka", "backbone"),
+    "9": ("linear_cka", "emb"),
+    "10": ("knn_overlap", "backbone"),
+    "11": ("knn_overlap", "emb"),
+}
+PROBE_GRIDS = {"12": "backbone", "13": "emb"}
+H_INV_TABLES = {"12": "backbone", "13": "emb"}
+
+
+def alternatives(names) -> str:
+    """A wildcard constraint matching exactly ``names`` (nothing when there are none)."""
+    return "|".join(re.escape(str(n)) for n in names) if names else "(?!)"
+
+
+def normalised(value):
+    """``value`` with every mapping's keys sorted, recursively (lists keep their order).
+
+    Snakemake records a job's params as their ``repr`` and reruns the job when it changes; a
+    dict's repr follows insertion order, so without this, reordering keys in a config file
+    would rerun jobs whose settings did not change."""
+    if isinstance(value, Mapping):
+        return {k: normalised(value[k]) for k in sorted(value, key=str)}
+    if isinstance(value, (list, tuple)):
+        return [normalised(v) for v in value]
+    return value
+
+
+def ordered_table(mapping: Mapping) -> dict:
+    """A config table whose key order means something (pairs and models: the order of rows in
+    tables and figures) with each entry normalised."""
+    return {key: normalised(value) for key, value in mapping.items()}
+
+
+def _stage_step(stage: str) -> int | None:
+    return int(stage[4:]) if stage.startswith("step") else None
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One analysis unit: a pair at a stage on a dataset."""
+
+    pair: str
+    stage: str
+    dataset: str
+
+
+class Plan:
+    """Everything the rules need, computed from a validated (default-filled) config."""
+
+    def __init__(
+        self,
+        config: Mapping,
+        *,
+        exists: Callable[[str], bool] | None = None,
+        basedir: str | os.PathLike | None = None,
+    ):
+        self.config = config
+        self._exists = exists or (lambda p: os.path.exists(os.path.expanduser(p)))
+        self.basedir = os.fspath(basedir) if basedir is not None else None
+
+    # ------------------------------------------------------------------ config tables
+    @cached_property
+    def models(self) -> list[str]:
+        return list(self.config["models"])
+
+    @cached_property
+    def pairs(self) -> list[str]:
+        return list(self.config["pairs"])
+
+    @cached_property
+    def probe_datasets(self) -> list[str]:
+        return list(self.config["probe_datasets"])
+
+    @cached_property
+    def hrsa_datasets(self) -> list[str]:
+        return list(self.config["hrsa"].get("datasets") or self.probe_datasets)
+
+    @cached_property
+    def labelled_datasets(self) -> list[str]:
+        """HRSA datasets with labels (the cross-model probe's)."""
+        return [d for d in self.hrsa_datasets if self.config["probe_datasets"][d]["labelled"]]
+
+    @property
+    def threads(self) -> int:
+        return int(self.config["threads"])
+
+    @property
+    def device(self) -> str:
+        return self.config["device"]
+
+    @property
+    def analysis_seed(self) -> int:
+        return int(self.config["analysis_seed"])
+
+    @property
+    def training(self) -> Mapping:
+        return self.config["training"]
+
+    @property
+    def evaluation(self) -> Mapping:
+        return self.config["evaluation"]
+
+    @property
+    def training_enabled(self) -> bool:
+        return bool(self.training["enabled"])
+
+    @property
+    def evaluation_enabled(self) -> bool:
+        return bool(self.evaluation["enabled"])
+
+    @property
+    def hub_cache_dir(self) -> str | None:
+        return self.config["hub"]["cache_dir"]
+
+    @property
+    def data_mirror(self) -> str | None:
+        return self.config["data_mirror"]
+
+    def wildcard_constraints(self) -> dict[str, str]:
+        return {
+            "model": alternatives(self.models),
+            "pair": alternatives(self.pairs),
+            "dataset": alternatives(self.probe_datasets),
+            "stage": r"backbone|emb|step\d+",
+            "seed": r"\d+",
+        }
+
+    # ------------------------------------------------------------------ models
+    def model_spec(self, model: str) -> Mapping:
+        return self.config["models"][model]
+
+    def is_built(self, model: str) -> bool:
+        return "build" in self.model_spec(model)
+
+    def model_dir(self, model: str) -> str:
+        """Local directory of a built (tiny) model."""
+        return MODEL_DIR.format(model=model)
+
+    def build_settings(self, model: str) -> dict:
+        return normalised(self.model_spec(model)["build"])
+
+    def build_init_input(self, model: str) -> str | list:
+        """A derived tiny model starts from its base's directory (none: an empty input)."""
+        init = self.model_spec(model).get("build", {}).get("init")
+        return self.model_dir(init) if init is not None else []
+
+    def model_source(self, model: str) -> str:
+        """What a loader gets: a local directory, or a hub id (resolved from the prefetched cache)."""
+        return self.model_dir(model) if self.is_built(model) else self.model_spec(model)["source"]
+
+    def model_revision(self, model: str) -> str | None:
+        return self.model_spec(model).get("revision")
+
+    def is_local(self, source: str) -> bool:
+        return self._exists(source)
+
+    def model_input(self, model: str) -> str:
+        """The file dependency standing for a model: its build directory, its local source
+        directory, or its prefetch record."""
+        if self.is_built(model):
+            return self.model_dir(model)
+        source = self.model_spec(model)["source"]
+        return source if self.is_local(source) else PREFETCH_MODEL.format(model=model)
+
+    def prefetched_models(self) -> list[str]:
+        return [
+            m
+            for m in self.models
+            if not self.is_built(m) and not self.is_local(self.model_spec(m)["source"])
+        ]
+
+    # ------------------------------------------------------------------ embedding models
+    def embedding_dir(self, model: str, seed: int | str | None = None) -> str:
+        """Directory of a TRAINED embedding model (never of a published one)."""
+        return EMBEDDING_DIR.format(model=model, seed=self.analysis_seed if seed is None else seed)
+
+    def embedding_spec(self, model: str) -> Mapping | None:
+        """A model's published embedding model ({source, revision}) replacing training, or None."""
+        return self.model_spec(model).get("embedding_source")
+
+    def is_published(self, model: str) -> bool:
+        return self.embedding_spec(model) is not None
+
+    def published_models(self) -> list[str]:
+        return [m for m in self.models if self.is_published(m)]
+
+    def published_input(self, model: str) -> str:
+        """The file dependency of a published embedding model: its local directory or its
+        prefetch record."""
+        source = self.embedding_spec(model)["source"]
+        return source if self.is_local(source) else PREFETCH_EMBEDDING.format(model=model)
+
+    def emb_model_input(self, model: str, seed: int | str | None = None) -> str:
+        """The embedding model of ``model`` as an input: the published one, else the trained one."""
+        if self.is_published(model):
+            return self.published_input(model)
+        return self.embedding_dir(model, seed)
+
+    def emb_model_source(self, model: str, seed: int | str | None = None) -> str:
+        if self.is_published(model):
+            return self.embedding_spec(model)["source"]
+        return self.embedding_dir(model, seed)
+
+    def emb_model_revision(self, model: str) -> str | None:
+        return self.embedding_spec(model).get("revision") if self.is_published(model) else None
+
+    # ------------------------------------------------------------------ pairs and stages
+    def members(self, pair: str) -> list[str]:
+        return [self.config["pairs"][pair][role] for role in ROLES]
+
+    def pair_trains(self, pair: str) -> bool:
+        """The pair asks for embedding models to be trained (training.enabled and its `train`)."""
+        return self.training_enabled and bool(self.config["pairs"][pair]["train"])
+
+    @cached_property
+    def _trained(self) -> list[str]:
+        return sorted(
+            {
+                m
+                for p in self.pairs
+                if self.pair_trains(p)
+                for m in self.members(p)
+                if not self.is_published(m)
+            }
+        )
+
+    def trained_models(self) -> list[str]:
+        """Backbones trained into embedding models: members of every pair that trains, except
+        those with a published embedding model."""
+        return list(self._trained)
+
+    def has_embedding_model(self, model: str) -> bool:
+        return self.is_published(model) or model in self._trained
+
+    def pair_has_embeddings(self, pair: str) -> bool:
+        """Each member is trained or has a published embedding model."""
+        return all(self.has_embedding_model(m) for m in self.members(pair))
+
+    def pair_has_dynamics(self, pair: str) -> bool:
+        """Training snapshots exist for both members: both trained (none published)."""
+        return all(m in self._trained for m in self.members(pair))
+
+    def embedding_models(self) -> list[str]:
+        """Every model whose embedding model is analysed and evaluated (trained or published)."""
+        return sorted(
+            {m for p in self.pairs if self.pair_has_embeddings(p) for m in self.members(p)}
+        )
+
+    def dynamics_steps(self) -> list[int]:
+        """Snapshot steps analysed for training dynamics (step 0 is the backbone itself)."""
+        if not self.training_enabled:
+            return []
+        every, last = int(self.training["save_every"]), int(self.training["max_steps"])
+        return [0, *range(every, last, every), last]
+
+    def dynamics_datasets(self) -> list[str]:
+        return list(self.training.get("dynamics_datasets") or self.hrsa_datasets[:1])
+
+    def pair_stages(self, pair: str, dynamics: bool = False) -> list[str]:
+        """Stages analysed for a pair: the backbones, their embedding models (when both exist)
+        and, with ``dynamics``, the snapshots step{N>0} (needs both members trained)."""
+        stages = ["backbone"]
+        if self.pair_has_embeddings(pair):
+            stages.append("emb")
+            if dynamics and self.pair_has_dynamics(pair):
+                stages += [f"step{s}" for s in self.dynamics_steps() if s > 0]
+        return stages
+
+    def analysis_units(self, dynamics: bool = True) -> list[Unit]:
+        units = []
+        for pair in self.pairs:
+            main = self.pair_stages(pair)
+            units += [Unit(pair, stage, d) for stage in main for d in self.hrsa_datasets]
+            if dynamics:
+                for stage in self.pair_stages(pair, dynamics=True)[len(main) :]:
+                    units += [Unit(pair, stage, d) for d in self.dynamics_datasets()]
+        return units
+
+    def store_path(self, model: str, stage: str, dataset: str) -> str:
+        return STORE.format(model=model, stage=stage, dataset=dataset)
+
+    def pair_store(self, pair: str, stage: str, dataset: str, role: str) -> str:
+        return self.store_path(self.config["pairs"][pair][role], stage, dataset)
+
+    # ------------------------------------------------------------------ extraction
+    def _no_snapshots(self, model: str, stage: str) -> None:
+        if self.is_published(model):
+            raise ConfigError(
+                f"config key models.{model}.embedding_source: {stage} of {model} asked for, but "
+                "a published embedding model has no training snapshots"
+            )
+
+    def stage_model_input(self, model: str, stage: str) -> str:
+        """Input of an extraction job: the backbone, the embedding model, or its snapshots."""
+        if stage in ("backbone", "step0"):
+            return self.model_input(model)
+        if stage == "emb":
+            return self.emb_model_input(model)
+        self._no_snapshots(model, stage)
+        return self.embedding_dir(model)
+
+    def stage_model_path(self, model: str, stage: str) -> str:
+        if stage in ("backbone", "step0"):
+            return self.model_source(model)
+        if stage == "emb":
+            return self.emb_model_source(model)
+        self._no_snapshots(model, stage)
+        return f"{self.embedding_dir(model)}/checkpoints/step{_stage_step(stage)}"
+
+    def stage_model_revision(self, model: str, stage: str) -> str | None:
+        if stage in ("backbone", "step0"):
+            return self.model_revision(model)
+        return self.emb_model_revision(model)
+
+    def extraction_attention(self, stage: str) -> str:
+        """Backbones use ``activations.attention``; embedding models are always bidirectional."""
+        if stage in ("backbone", "step0"):
+            return self.config["activations"]["attention"]
+        return "bidirectional"
+
+    def extraction_settings(self, dataset: str) -> dict:
+        """Keyword arguments of ``hrsa.activations.extract`` for ``dataset``: labelled datasets
+        (the probe's) keep every row whatever the caps."""
+        from .activations import extraction_settings
+
+        keep_all = [d for d, s in self.config["probe_datasets"].items() if s["labelled"]]
+        return normalised(extraction_settings(self.config["activations"], dataset, keep_all))
+
+    @property
+    def extraction_gpus(self) -> int:
+        return int(self.config["activations"]["gpus"])
+
+    def extraction_targets(self) -> list[str]:
+        """One store per distinct (model, stage, dataset): shared backbones are extracted once."""
+        return sorted(
+            {
+                self.pair_store(u.pair, u.stage, u.dataset, role)
+                for u in self.analysis_units()
+                for role in ROLES
+            }
+        )
+
+    def pair_check_targets(self) -> list[str]:
+        return [PAIR_CHECK.format(**vars(u)) for u in self.analysis_units()]
+
+    # ------------------------------------------------------------------ probe data
+    def probe_spec(self, dataset: str) -> dict:
+        return normalised(self.config["probe_datasets"][dataset])
+
+    def probe_local_input(self, dataset: str) -> list[str]:
+        local = self.config["probe_datasets"][dataset].get("local")
+        return [local] if local else []
+
+    def data_cache_dir(self) -> str:
+        """Where files at URLs are cached: hub.cache_dir, else results/prefetch/data."""
+        return self.hub_cache_dir or "results/prefetch/data"
+
+    # ------------------------------------------------------------------ training
+    @property
+    def train_seeds(self) -> list[int]:
+        return [int(s) for s in self.training["seeds"]]
+
+    @property
+    def train_gpus(self) -> int:
+        return int(self.training["gpus"])
+
+    @property
+    def mining(self) -> Mapping:
+        return self.training["mining"]
+
+    @property
+    def mining_enabled(self) -> bool:
+        return bool(self.mining["enabled"])
+
+    def training_targets(self) -> list[str]:
+        if not self.training_enabled:
+            return []
+        return [self.embedding_dir(m, s) for m in self.trained_models() for s in self.train_seeds]
+
+    def training_data_file(self) -> str:
+        return MINED_DATA if self.mining_enabled else TRAIN_DATA
+
+    def training_data_inputs(self) -> list[str]:
+        """Local files that replace registry sets (training.data.files)."""
+        return [str(p) for p in (self.training["data"].get("files") or {}).values()]
+
+    def training_data_settings(self) -> dict:
+        return normalised(self.training["data"])
+
+    def _miner_is_model(self) -> bool:
+        return self.mining["model"] in self.config["models"]
+
+    def mining_model_input(self) -> list[str]:
+        model = self.mining["model"]
+        if self._miner_is_model():
+            return [self.model_input(model)]
+        return [model] if self.is_local(model) else []
+
+    def mining_model_source(self) -> str:
+        model = self.mining["model"]
+        return self.model_source(model) if self._miner_is_model() else model
+
+    def mining_model_revision(self) -> str | None:
+        if self._miner_is_model():
+            return self.model_revision(self.mining["model"])
+        return self.mining["revision"]
+
+    def mining_settings(self) -> dict:
+        """Keyword arguments of ``hrsa.mining.mine_file`` (all of training.mining except which
+        model mines and whether mining runs)."""
+        skip = {"enabled", "model", "revision"}
+        return normalised({k: v for k, v in self.mining.items() if k not in skip})
+
+    def trainer_settings(self, seed: int | str) -> dict:
+        """``config["training"]`` restricted to the trainer's own keys (``TrainConfig``), with
+        the derived ``num_negatives`` and the job's seed."""
+        settings = {k: v for k, v in self.training.items() if k not in TRAINING_OTHER_KEYS}
+        settings.setdefault("num_negatives", int(self.mining["num_negatives"]))
+        settings["seed"] = int(seed)
+        return normalised(settings)
+
+    @property
+    def train_processes(self) -> int:
+        return max(1, self.train_gpus)
+
+    # ------------------------------------------------------------------ evaluation
+    @cached_property
+    def benchmarks(self) -> dict[str, str]:
+        """Benchmark slug (used in paths) -> mteb benchmark name."""
+        from .evaluate.names import slugs_to_names
+
+        return slugs_to_names(self.evaluation["benchmarks"])
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        return [int(s) for s in self.evaluation["seeds"]]
+
+    def eval_models(self) -> list[str]:
+        """Trained and published embedding models (evaluated when evaluation.enabled, or when
+        the report asks for Table 1)."""
+        return self.embedding_models()
+
+    def eval_runs(self) -> list[tuple[str, str, int, str]]:
+        """(model, stage, seed, benchmark slug) of every evaluation. A backbone is
+        deterministic, so it is evaluated once and filed under the first seed; so is a published
+        embedding model (one checkpoint whatever the training seeds)."""
+        seeds, benches = self.eval_seeds, list(self.benchmarks)
+        runs = [
+            (m, "emb", s, b)
+            for m in self.eval_models()
+            for s in (seeds[:1] if self.is_published(m) else seeds)
+            for b in benches
+        ]
+        if self.evaluation["evaluate_backbone"]:
+            runs += [(m, "backbone", seeds[0], b) for m in self.eval_models() for b in benches]
+        return runs
+
+    def score_files(self) -> list[dict]:
+        return [
+            {
+                "model": m,
+                "stage": st,
+                "seed": s,
+                "benchmark": self.benchmarks[b],
+                "path": MTEB_SCORES.format(model=m, stage=st, seed=s, bench=b),
+            }
+            for m, st, s, b in self.eval_runs()
+        ]
+
+    def evaluation_targets(self) -> list[str]:
+        if not (self.evaluation_enabled and self.eval_models()):
+            return []
+        return [TABLE1, "results/mteb/table1.md"]
+
+    def eval_model_input(self, model: str, stage: str, seed: int | str) -> str:
+        if stage == "backbone":
+            return self.model_input(model)
+        return self.emb_model_input(model, seed)
+
+    def eval_model_source(self, model: str, stage: str, seed: int | str) -> str:
+        if stage == "backbone":
+            return self.model_source(model)
+        return self.emb_model_source(model, seed)
+
+    def eval_model_revision(self, model: str, stage: str) -> str | None:
+        if stage == "backbone":
+            return self.model_revision(model)
+        return self.emb_model_revision(model)
+
+    def is_local_benchmark(self, slug: str) -> bool:
+        return self.benchmarks[slug] == "HRSA-Local"
+
+    def eval_data_input(self, slug: str) -> list[str]:
+        return [] if self.is_local_benchmark(slug) else [PREFETCH_MTEB.format(bench=slug)]
+
+    def eval_tasks(self, slug: str) -> list[str] | None:
+        return (self.evaluation["tasks"] or {}).get(self.benchmarks[slug])
+
+    def eval_prompts(self) -> str:
+        """The instruction file; a relative path not found here is taken from the workflow's
+        directory (a run with ``-d`` elsewhere)."""
+        path = self.evaluation["prompts"]
+        if os.path.isabs(path) or self.basedir is None or os.path.exists(path):
+            return path
+        return os.path.join(self.basedir, path)
+
+    def eval_settings(self) -> dict:
+        e = self.evaluation
+        return normalised(
+            {
+                "batch_size": e["batch_size"],
+                "max_length": e["max_length"],
+                "dtype": e["dtype"],
+                "seed": e["mteb_seed"],
+                "allow_missing": e["allow_missing"],
+            }
+        )
+
+    def table1_settings(self) -> dict:
+        """Params of Table 1 (pairs and models keep their configured order: the rows')."""
+        return {
+            "files": [normalised(f) for f in self.score_files()],
+            "pairs": ordered_table(self.config["pairs"]),
+            "benchmarks": list(self.benchmarks.values()),
+            "labels": {m: s.get("label", m) for m, s in self.config["models"].items()},
+            "published": {m: self.embedding_spec(m)["source"] for m in self.published_models()},
+            "score": self.evaluation["table1_score"],
+        }
+
+    # ------------------------------------------------------------------ HRSA
+    def hrsa_settings(self) -> dict:
+        """config["hrsa"] without the keys of other rules; the global device is the default."""
+        settings = {"device": self.device}
+        settings.update({k: v for k, v in self.config["hrsa"].items() if k not in HRSA_OTHER_KEYS})
+        return normalised(settings)
+
+    def probe_settings(self) -> dict:
+        probe = self.config["hrsa"]["probe"]
+        return normalised({k: probe[k] for k in ("seed", "C", "max_iter")})
+
+    @property
+    def hrsa_gpus(self) -> int:
+        return int(self.config["hrsa"]["gpus"])
+
+    def hrsa_targets(self) -> list[str]:
+        """metrics.csv + summary.json of every analysis unit; probe.csv where labelled."""
+        targets = []
+        for u in self.analysis_units():
+            base = HRSA_DIR.format(**vars(u))
+            targets += [f"{base}/metrics.csv", f"{base}/summary.json"]
+        for u in self.analysis_units(dynamics=False):
+            if u.dataset in self.labelled_datasets:
+                targets.append(f"{HRSA_DIR.format(**vars(u))}/probe.csv")
+        return targets
+
+    # ------------------------------------------------------------------ report
+    @property
+    def report(self) -> Mapping:
+        return self.config["report"]
+
+    def report_pair_stages(self, pair: str) -> list[str]:
+        """The main stages with results for a pair: embedding models only where both exist."""
+        return [s for s in STAGES_MAIN if s != "emb" or self.pair_has_embeddings(pair)]
+
+    def report_stages(self) -> list[str]:
+        """The main stages with results for at least one pair."""
+        return [s for s in STAGES_MAIN if any(s in self.report_pair_stages(p) for p in self.pairs)]
+
+    def main_dataset(self) -> str:
+        return self.report.get("main_dataset") or self.hrsa_datasets[0]
+
+    def probe_dataset(self) -> str | None:
+        labelled = self.labelled_datasets
+        probe = self.config["hrsa"]["probe"].get("dataset")
+        default = probe if probe in labelled else (labelled[0] if labelled else None)
+        return self.report.get("probe_dataset") or default
+
+    def figure3_pairs(self) -> list[str]:
+        chosen = self.report.get("figure3_pairs")
+        if chosen:
+            return list(chosen)
+        firsts = []
+        for family in ("SFT", "RLVR"):
+            firsts += [
+                p for p in self.pairs if self.config["pairs"][p]["family"].upper() == family
+            ][:1]
+        return firsts or self.pairs[:2]
+
+    def dynamics_pairs(self) -> list[str]:
+        return [
+            p
+            for p in self.pairs
+            if self.pair_has_dynamics(p) and any(n > 0 for n in self.dynamics_steps())
+        ]
+
+    def dataset_labels(self) -> dict:
+        return normalised(self.report["dataset_labels"])
+
+    def include_table1(self) -> bool:
+        default = self.evaluation_enabled and any(self.pair_has_embeddings(p) for p in self.pairs)
+        return bool(self.report.get("include_table1", default))
+
+    def report_names(self) -> dict:
+        """What every report script gets to name pairs and models."""
+        return {
+            "pairs": ordered_table(self.config["pairs"]),
+            "models": ordered_table(self.config["models"]),
+        }
+
+    def verdict_thresholds(self) -> dict:
+        return normalised(self.report["verdicts"])
+
+    def hrsa_results(self, name, pairs=None, stages=None, datasets=None) -> list[str]:
+        """results/hrsa/{pair}/{stage}/{dataset}/{name} of the given pairs (default: all),
+        stages (default: the pair's main stages; others are kept only where the pair has them)
+        and datasets (default: the HRSA datasets)."""
+        files = []
+        for pair in self.pairs if pairs is None else pairs:
+            main = self.report_pair_stages(pair)
+            wanted = (
+                main if stages is None else [s for s in stages if s in main or s not in STAGES_MAIN]
+            )
+            for stage in wanted:
+                for dataset in self.hrsa_datasets if datasets is None else datasets:
+                    files.append(
+                        f"{HRSA_DIR.format(pair=pair, stage=stage, dataset=dataset)}/{name}"
+                    )
+        return files
+
+    def probe_results(self, pairs=None, stages=None) -> list[str]:
+        dataset = self.probe_dataset()
+        if dataset is None:
+            return []
+        return self.hrsa_results("probe.csv", pairs=pairs, stages=stages, datasets=[dataset])
+
+    def dynamics_results(self, pair: str) -> list[str]:
+        """Summaries of every snapshot of one pair; the backbone stands for step 0."""
+        steps = [f"step{n}" for n in self.dynamics_steps() if n > 0]
+        return self.hrsa_results(
+            "summary.json",
+            pairs=[pair],
+            stages=["backbone", *steps],
+            datasets=self.dynamics_datasets(),
+        )
+
+    def table7_inputs(self) -> dict[str, str]:
+        """The training-data report and, when mining runs, the miner's report (Table 7)."""
+        files = {"data": TRAIN_DATA_REPORT}
+        if self.mining_enabled:
+            files["mining"] = MINED_DATA_REPORT
+        return files
+
+    def report_tables(self) -> list[str]:
+        numbers = [2, 3, 4, 12]
+        if self.trained_models():
+            numbers.append(7)
+        if "emb" in self.report_stages():
+            numbers.append(13)
+        if self.include_table1():
+            numbers.append(1)
+        return [f"{REPORT}/table{n}.{ext}" for n in sorted(numbers) for ext in ("csv", "md")]
+
+    def report_figures(self) -> list[str]:
+        stages = self.report_stages()
+        numbers = [3] + [int(n) for n, (_, s) in LAYER_GRIDS.items() if s in stages]
+        if self.probe_dataset() is not None:
+            numbers += [4] + [int(n) for n, s in PROBE_GRIDS.items() if s in stages]
+        stems = [f"figure{n}" for n in sorted(numbers)]
+        stems += [f"figure5/{pair}" for pair in self.dynamics_pairs()]
+        stems += [f"pairs/{pair}" for pair in self.pairs]
+        return [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+
+    def report_targets(self) -> list[str]:
+        return [f"{REPORT}/README.md", *self.report_tables(), *self.report_figures()]
+
+    def report_skipped(self) -> dict[str, str]:
+        """Outputs not built with this config, and why (listed in the report's README)."""
+        skipped = {}
+        if not self.include_table1():
+            skipped["Table 1"] = (
+                "no MTEB evaluation in this config (report.include_table1 / evaluation.enabled)."
+            )
+        if not self.trained_models():
+            skipped["Table 7"] = (
+                "no contrastive training in this config (training.enabled, or every embedding "
+                "model is published: models.<key>.embedding_source)."
+            )
+        if "emb" not in self.report_stages():
+            skipped["Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)"] = (
+                "no pair is trained into embedding models in this config."
+            )
+        if self.probe_dataset() is None:
+            skipped["Figures 4, 12, 13"] = "no labelled probe dataset is configured."
+        if not self.dynamics_pairs():
+            skipped["Figure 5"] = (
+                "no pair is trained with snapshots (training.save_every; a pair with a published "
+                "embedding model has none)."
+            )
+        return skipped
+
+    # ------------------------------------------------------------------ prefetch and all
+    def prefetch_inputs(self) -> list[str]:
+        """Everything a run downloads: hub models, published embedding models, probe data, the
+        training data (when a model is trained) and the mteb benchmarks' datasets."""
+        files = [PREFETCH_MODEL.format(model=m) for m in self.prefetched_models()]
+        files += [
+            PREFETCH_EMBEDDING.format(model=m)
+            for m in self.published_models()
+            if not self.is_local(self.embedding_spec(m)["source"])
+        ]
+        files += [PROBE_DATA.format(dataset=d) for d in self.probe_datasets]
+        if self.evaluation_enabled:
+            files += [
+                PREFETCH_MTEB.format(bench=slug)
+                for slug in self.benchmarks
+                if not self.is_local_benchmark(slug)
+            ]
+        if self.trained_models():
+            files.append(TRAIN_DATA)
+        return files
+
+    def all_targets(self) -> list[str]:
+        return [
+            *self.extraction_targets(),
+            *self.pair_check_targets(),
+            *self.hrsa_targets(),
+            *self.training_targets(),
+            *self.evaluation_targets(),
+            *self.report_targets(),
+        ]

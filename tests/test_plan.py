@@ -1,0 +1,278 @@
+"""hrsa.plan: what the workflow runs, tested directly on configs (no Snakefile).
+
+The end-to-end test (tests/test_workflow.py) checks that Snakemake runs exactly this plan; the
+dry-run tests of config/paper.yaml check the job counts through Snakemake as well.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hrsa.config import validate_config
+from hrsa.errors import ConfigError
+from hrsa.plan import Plan, Unit, alternatives, normalised
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+def plan_of(cfg: dict, local=()) -> Plan:
+    """A plan of ``cfg`` (validated here) where only the paths in ``local`` exist."""
+    validate_config(cfg)
+    return Plan(cfg, exists=lambda p: p in set(local))
+
+
+@pytest.fixture
+def default():
+    return plan_of(load("config.yaml"))
+
+
+@pytest.fixture
+def paper():
+    return plan_of(load("paper.yaml"))
+
+
+def test_default_plan_counts_every_job_kind(default):
+    units = default.analysis_units()
+    # 2 pairs x (backbone, emb) x 3 datasets + 2 pairs x snapshots 10, 20, 30 on cot
+    assert len(units) == 18
+    assert Unit("tiny-sft-control", "step20", "cot") in units
+    assert Unit("tiny-sft-control", "step20", "mmlu_pro") not in units
+    # a backbone shared by two pairs is extracted once: 3 models x (3 + 3 + 3 snapshots)
+    assert len(default.extraction_targets()) == 27
+    assert len(default.pair_check_targets()) == 18
+    assert default.training_targets() == [
+        "results/embeddings/tiny-base/seed0",
+        "results/embeddings/tiny-reason/seed0",
+        "results/embeddings/tiny-sft/seed0",
+    ]
+    hrsa = default.hrsa_targets()
+    assert len([t for t in hrsa if t.endswith("metrics.csv")]) == 18
+    assert sorted(t for t in hrsa if t.endswith("probe.csv")) == [
+        f"results/hrsa/{p}/{s}/ag_news/probe.csv"
+        for p in ("tiny-sft-control", "tiny-small-update")
+        for s in ("backbone", "emb")
+    ]
+    assert default.evaluation_targets() == ["results/mteb/table1.csv", "results/mteb/table1.md"]
+    assert len(default.eval_runs()) == 3
+    assert default.dynamics_steps() == [0, 10, 20, 30]
+    assert default.prefetch_inputs()[:3] == [
+        f"results/data/probe/{d}.jsonl" for d in ("cot", "mmlu_pro", "ag_news")
+    ]
+
+
+def test_paper_plan_matches_the_papers_design(paper):
+    # Table 10's six pairs train; 11 distinct backbones x 3 seeds
+    assert len(paper.trained_models()) == 11
+    assert len(paper.training_targets()) == 33
+    # 11 embedding models x 3 seeds x 3 benchmarks
+    assert len(paper.eval_runs()) == 99
+    assert set(paper.benchmarks.values()) == {"MTEB(Multilingual, v2)", "MTEB(Code, v1)", "BRIGHT"}
+    # every hub model is prefetched (nothing exists locally here), never built
+    assert len(paper.prefetched_models()) == len(paper.models)
+    assert paper.model_input("qwen3-4b") == "results/prefetch/models/qwen3-4b.json"
+    # untrained pairs (Table 9 only) have the backbone stage alone
+    untrained = [p for p in paper.pairs if not paper.pair_trains(p)]
+    assert untrained and all(paper.pair_stages(p, dynamics=True) == ["backbone"] for p in untrained)
+    assert len(paper.hrsa_targets()) == 2 * 69 + 15
+
+
+def test_a_local_source_directory_needs_no_prefetch():
+    cfg = load("paper.yaml")
+    local = cfg["models"]["qwen3-4b"]["source"]
+    plan = plan_of(cfg, local=[local])
+    assert plan.model_input("qwen3-4b") == local
+    assert "results/prefetch/models/qwen3-4b.json" not in plan.prefetch_inputs()
+
+
+def test_stage_inputs_and_paths(default):
+    assert default.stage_model_input("tiny-base", "backbone") == "results/models/tiny-base"
+    assert default.stage_model_input("tiny-base", "step0") == "results/models/tiny-base"
+    assert default.stage_model_input("tiny-base", "emb") == "results/embeddings/tiny-base/seed0"
+    assert default.stage_model_input("tiny-base", "step20") == "results/embeddings/tiny-base/seed0"
+    assert default.stage_model_path("tiny-base", "step20") == (
+        "results/embeddings/tiny-base/seed0/checkpoints/step20"
+    )
+    assert default.extraction_attention("backbone") == "bidirectional"
+    cfg = load("config.yaml")
+    cfg["activations"]["attention"] = "causal"
+    causal = plan_of(cfg)
+    assert causal.extraction_attention("backbone") == "causal"
+    assert causal.extraction_attention("emb") == "bidirectional"  # embedding models always
+
+
+def test_published_embedding_model_replaces_training_and_has_no_snapshots():
+    cfg = load("config.yaml")
+    cfg["models"]["tiny-reason"]["embedding_source"] = {"source": "org/reason-embedding"}
+    plan = plan_of(cfg)
+    assert "tiny-reason" not in plan.trained_models()
+    assert plan.pair_stages("tiny-small-update", dynamics=True) == ["backbone", "emb"]
+    assert plan.pair_stages("tiny-sft-control", dynamics=True)[-1] == "step30"
+    assert plan.emb_model_input("tiny-reason") == "results/prefetch/embeddings/tiny-reason.json"
+    assert plan.emb_model_source("tiny-reason") == "org/reason-embedding"
+    assert "results/prefetch/embeddings/tiny-reason.json" in plan.prefetch_inputs()
+    # evaluated once (first seed), like a backbone
+    assert [r for r in plan.eval_runs() if r[0] == "tiny-reason"] == [
+        ("tiny-reason", "emb", 0, "HRSA-Local")
+    ]
+    with pytest.raises(ConfigError, match="models.tiny-reason.embedding_source"):
+        plan.stage_model_input("tiny-reason", "step10")
+
+
+def test_training_disabled_leaves_only_the_backbones():
+    cfg = load("config.yaml")
+    cfg["training"]["enabled"] = False
+    plan = plan_of(cfg)
+    assert plan.training_targets() == [] and plan.dynamics_steps() == []
+    assert {u.stage for u in plan.analysis_units()} == {"backbone"}
+    assert plan.evaluation_targets() == []  # no embedding model to evaluate
+    assert "Table 7" in plan.report_skipped() and "Figure 5" in plan.report_skipped()
+
+
+def test_settings_come_from_the_validated_config_without_restated_defaults():
+    cfg = load("config.yaml")
+    del cfg["training"]["mining"]["num_negatives"]
+    plan = plan_of(cfg)
+    # the schema's default reached the mining rule and the trainer (derived num_negatives)
+    assert plan.mining_settings()["num_negatives"] == 3
+    assert plan.trainer_settings(1)["num_negatives"] == 3
+    assert plan.trainer_settings(1)["seed"] == 1
+    assert "max_grad_norm" in plan.trainer_settings(0)  # filled by validation
+    for key in ("enabled", "seeds", "gpus", "data", "mining", "dynamics_datasets"):
+        assert key not in plan.trainer_settings(0)
+    assert set(plan.mining_settings()) == {
+        "num_negatives",
+        "relative_margin",
+        "range_max",
+        "range_max_fraction",
+        "batch_size",
+        "use_faiss",
+        "max_length",
+    }
+    assert set(plan.hrsa_settings()) >= {"device", "bootstrap", "knn_k", "accumulator_bytes"}
+    assert not set(plan.hrsa_settings()) & {"datasets", "probe", "gpus"}
+    assert plan.probe_settings() == {"C": 1.0, "max_iter": 1000, "seed": 42}
+    assert plan.eval_settings()["max_length"] == 128  # config.yaml's, not the schema's 512
+
+
+def test_hrsa_settings_feed_the_library_unchanged(default):
+    pytest.importorskip("torch")
+    from hrsa.metrics import HRSASettings
+
+    settings = HRSASettings.from_config(default.hrsa_settings())
+    assert settings.bootstrap == 30 and settings.knn_k == (5, 10, 50)
+
+
+def test_trainer_settings_are_exactly_the_trainers_keys(default):
+    pytest.importorskip("torch")
+    from hrsa.train.config import TrainConfig
+
+    cfg = TrainConfig.from_mapping(default.trainer_settings(0))
+    assert cfg.max_steps == 30 and cfg.num_negatives == 3
+
+
+def _shuffled(value, top=True):
+    if isinstance(value, dict):
+        items = list(value.items())
+        if not top:
+            items.reverse()
+        return {k: _shuffled(v, top=False) for k, v in items}
+    if isinstance(value, list):
+        return [_shuffled(v, top=False) for v in value]
+    return value
+
+
+def _every_param(plan: Plan) -> dict:
+    """Every params value a rule records, over every wildcard value the plan produces."""
+    out = {
+        "hrsa": plan.hrsa_settings(),
+        "probe": plan.probe_settings(),
+        "eval": plan.eval_settings(),
+        "mining": plan.mining_settings(),
+        "data": plan.training_data_settings(),
+        "verdicts": plan.verdict_thresholds(),
+        "labels": plan.dataset_labels(),
+        "skipped": plan.report_skipped(),
+    }
+    for d in plan.probe_datasets:
+        out[f"extract/{d}"] = plan.extraction_settings(d)
+        out[f"probe_spec/{d}"] = plan.probe_spec(d)
+    for m in plan.models:
+        if plan.is_built(m):
+            out[f"build/{m}"] = plan.build_settings(m)
+    for s in plan.train_seeds:
+        out[f"train/{s}"] = plan.trainer_settings(s)
+    return {k: repr(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "rehearsal.yaml"])
+def test_key_order_never_changes_a_recorded_param(name):
+    cfg = load(name)
+    shuffled = _shuffled(copy.deepcopy(cfg))
+    assert list(shuffled["hrsa"]) != list(cfg["hrsa"])  # the shuffle did reorder
+    assert _every_param(plan_of(cfg)) == _every_param(plan_of(shuffled))
+
+
+def test_normalised_sorts_mappings_and_keeps_lists():
+    assert list(normalised({"b": 1, "a": {"d": 2, "c": [3, {"f": 4, "e": 5}]}})) == ["a", "b"]
+    assert normalised({"b": 1, "a": {"d": 2, "c": [3, {"f": 4, "e": 5}]}}) == {
+        "a": {"c": [3, {"e": 5, "f": 4}], "d": 2},
+        "b": 1,
+    }
+    assert repr(normalised({"y": [2, 1], "x": 0})) == "{'x': 0, 'y': [2, 1]}"
+
+
+def test_wildcard_constraints_match_exactly_the_configured_names(default):
+    constraints = default.wildcard_constraints()
+    model = re.compile(f"^(?:{constraints['model']})$")
+    assert model.match("tiny-base") and not model.match("tiny-base2")
+    assert not re.match(f"^(?:{alternatives([])})$", "")  # nothing configured: nothing matches
+    assert re.match(f"^(?:{alternatives(['a.b'])})$", "a.b")
+    assert not re.match(f"^(?:{alternatives(['a.b'])})$", "axb")
+
+
+def test_report_plan_follows_the_config(default):
+    assert default.figure3_pairs() == ["tiny-sft-control", "tiny-small-update"]
+    assert default.main_dataset() == "cot" and default.probe_dataset() == "ag_news"
+    assert default.include_table1()
+    tables = {Path(t).stem for t in default.report_tables()}
+    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 7, 12, 13)}
+    assert default.dynamics_results("tiny-sft-control") == [
+        f"results/hrsa/tiny-sft-control/{s}/cot/summary.json"
+        for s in ("backbone", "step10", "step20", "step30")
+    ]
+
+
+def test_rule_files_hold_no_planning_logic():
+    """Outside rule declarations, a .smk file may only import and name the plan."""
+    allowed = {"common.smk": {"PLAN", "THREADS"}}
+    for path in sorted((ROOT / "rules").glob("*.smk")):
+        defs = re.findall(r"^def (\w+)", path.read_text(), flags=re.M)
+        assigned = set(re.findall(r"^([A-Za-z_]\w*)\s*=", path.read_text(), flags=re.M))
+        assert not defs, f"{path.name} defines functions {defs}: move them to hrsa.plan"
+        extra = assigned - allowed.get(path.name, set())
+        assert not extra, f"{path.name} assigns {sorted(extra)} at module level: use hrsa.plan"
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("report", "main_dataset", "nope", "config key report.main_dataset: 'nope'"),
+        ("report", "probe_dataset", "cot", "config key report.probe_dataset: 'cot' must be"),
+        ("report", "figure3_pairs", ["nope"], "config key report.figure3_pairs: 'nope'"),
+        ("training", "dynamics_datasets", ["zzz"], "config key training.dynamics_datasets"),
+    ],
+)
+def test_report_and_dynamics_choices_must_name_what_the_plan_has(section, key, value, message):
+    cfg = load("config.yaml")
+    cfg.setdefault(section, {})[key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(cfg)
