@@ -2,11 +2,18 @@
 
 Prints JSON. Everything is measured in one run on the same machine and batches:
 
-* ``throughput``: tokens/s of :func:`hrsa.activations.extract` (tokenize, forward, keep mask
-  tokens, fp16 conversion with overflow checks, streaming writes, sha256, manifest) against a bare
-  loop doing only tokenization and the same forward passes; target overhead <= 15 %.
+* ``throughput``: tokens/s of :func:`hrsa.activations.extract` (load, tokenize, forward, keep
+  mask tokens, range check and fp16 conversion on the model's device, streaming writes and
+  sha256 on the writer threads, manifest) against a bare loop doing only tokenization and the
+  same forward passes; target overhead <= 15 %. Best of ``--repeats`` interleaved runs; the
+  process CPU seconds of those runs are reported too (on a shared machine they separate the
+  extra work from the wait for cores).
 * ``memory``: peak RSS of extraction (each in a fresh subprocess) for a dataset and one four times
   larger; target: peak memory flat in N while the store grows 4x.
+* ``writer``: what :class:`hrsa.store.StoreWriter` alone absorbs here (fp16 blocks already
+  converted, as extraction hands them over: sha256 + file writes on its threads), next to what
+  the paper's backbones need, ``tokens/s x (L+1) x D x 2`` bytes/s at ~29k tokens/s for a 7B
+  forward on an H100, scaled by parameters for the other sizes.
 
 Usage: python benchmarks/extraction.py [--hidden 256 --layers 8 --sequences 256 --threads 2]
 """
@@ -70,6 +77,61 @@ def timed_extract(model_dir: Path, texts: Path, store: Path, batch_size: int) ->
     return time.perf_counter() - t0, ActivationStore(store).n_rows
 
 
+def cpu_timed(fn, *args):
+    """``fn(*args)`` and the process CPU seconds (every thread) it took."""
+    c0 = time.process_time()
+    out = fn(*args)
+    return out, time.process_time() - c0
+
+
+# (parameters in billions, hidden size D, layers L) of the paper's backbone sizes
+BACKBONES = {
+    "1.5B": (1.5, 1536, 28),
+    "7B": (7.0, 3584, 28),
+    "8B": (8.0, 4096, 36),
+    "14B": (14.0, 5120, 48),
+}
+H100_7B_TOKENS_PER_S = 29_000
+
+
+def bandwidth_needed() -> dict:
+    """Store write rate (fp16) that keeps up with the forward pass, per backbone size."""
+    out = {}
+    for name, (params, dim, layers) in BACKBONES.items():
+        tokens_per_s = H100_7B_TOKENS_PER_S * 7.0 / params
+        out[name] = {
+            "dim": dim,
+            "hidden_states": layers + 1,
+            "tokens_per_s": round(tokens_per_s),
+            "GB_per_s": tokens_per_s * (layers + 1) * dim * 2 / 1e9,
+        }
+    return out
+
+
+def writer_rate(root: Path, dim: int, n_hidden: int, rows: int = 2048, blocks: int = 16) -> dict:
+    """GB/s the store writer absorbs for fp16 blocks already in their storage dtype."""
+    import numpy as np
+
+    from hrsa.store import StoreWriter
+
+    rng = np.random.default_rng(0)
+    block = [rng.standard_normal((rows, dim)).astype(np.float16) for _ in range(n_hidden)]
+    idx = np.arange(rows)
+    writer = StoreWriter(root / "writer", rows * blocks, dim, n_hidden, "float16")
+    t0 = time.perf_counter()
+    for _ in range(blocks):
+        dtypes = writer.dtypes_for([1.0] * n_hidden)
+        writer.append(block, idx, idx, idx, dtypes=dtypes)
+    writer.commit([{"id": "x"}], {"model": "bench", "dataset": "bench"})
+    seconds = time.perf_counter() - t0
+    nbytes = rows * blocks * dim * n_hidden * 2
+    return {
+        "threads": writer.write_threads,
+        "bytes": nbytes,
+        "GB_per_s": nbytes / seconds / 1e9,
+    }
+
+
 def child_peak(model_dir: Path, texts: Path, store: Path, batch_size: int, threads: int) -> dict:
     code = (
         f"import resource, json, torch; torch.set_num_threads({threads});"
@@ -106,10 +168,13 @@ def main() -> None:
         bare_loop(model_dir, texts, args.batch_size)  # warm-up
         bare, extr = [], []
         for r in range(args.repeats):  # interleaved, best of N
-            bare.append(bare_loop(model_dir, texts, args.batch_size))
-            extr.append(timed_extract(model_dir, texts, root / f"store{r}", args.batch_size))
-        (t_bare, n), (t_ext, n2) = min(bare), min(extr)
+            bare.append(cpu_timed(bare_loop, model_dir, texts, args.batch_size))
+            extr.append(
+                cpu_timed(timed_extract, model_dir, texts, root / f"store{r}", args.batch_size)
+            )
+        ((t_bare, n), c_bare), ((t_ext, n2), c_ext) = min(bare), min(extr)
         assert n == n2
+        writer = writer_rate(root, args.hidden, args.layers + 1)
         big = write_texts(root / "texts4.jsonl", 4 * args.sequences)
         small_mem = child_peak(model_dir, texts, root / "mem1", args.batch_size, args.threads)
         big_mem = child_peak(model_dir, big, root / "mem4", args.batch_size, args.threads)
@@ -129,6 +194,9 @@ def main() -> None:
             "extract_tokens_per_s": n / t_ext,
             "overhead": t_ext / t_bare - 1,
             "target_overhead_max": 0.15,
+            "bare_cpu_s": c_bare,
+            "extract_cpu_s": c_ext,
+            "cpu_overhead": c_ext / c_bare - 1,
         },
         "memory": {
             "small": small_mem,
@@ -136,6 +204,10 @@ def main() -> None:
             "store_ratio": big_mem["store_mb"] / small_mem["store_mb"],
             "peak_ratio": big_mem["peak_rss_mb"] / small_mem["peak_rss_mb"],
             "target": "peak_ratio ~ 1 while store_ratio ~ 4",
+        },
+        "writer": {
+            "measured_here": writer,
+            "needed_at_h100_forward_rate": bandwidth_needed(),
         },
     }
     print(json.dumps(result, indent=2))

@@ -2,10 +2,22 @@
 
 All ratios are measured in one run, on the same synthetic stores, on this machine:
 
-* layer_by_layer: the streaming engine (:func:`hrsa.metrics.layerwise_similarity`, full
+* layer_by_layer: the one-pass engine (:func:`hrsa.metrics.layerwise_similarity`, full
   (L+1) x (L+1) linear CKA and dimension-wise correlation, read from fp16 stores on disk) against
-  the per-pair recomputation pattern of the authors' code (both layers in memory, centred and
-  multiplied from scratch for every pair: three products per pair); results must agree to 1e-6;
+  the previous engine (``benchmarks/_previous_engine.py``: separate passes for moments, self
+  terms and each block of cross products) and the per-pair recomputation pattern of the authors'
+  code (both layers in memory, centred and multiplied from scratch for every pair: three
+  products per pair); results must agree to 1e-6;
+* analysis: one whole :func:`hrsa.metrics.compare_stores` against the previous engine plus the
+  separate read of the k-NN / bootstrap subsample it needed; ``read_amplification`` = bytes read
+  from the layer files / the layer files' bytes (1.0: every file read once), counted by wrapping
+  the engines' file reads; every metric of both against each other and against an fp64
+  in-memory reference (CKA, correlation for every layer pair; debiased CKA, H_inv per layer);
+* numerics: the accumulation schemes against fp64 on data with massive activations (+-3000
+  offsets on a few features, +-3000 spikes on 0.5% of the tokens, fp16): fp64 accumulators
+  (the default), fp32 accumulators updated in place, and TF32 / bf16 products (emulated by
+  rounding the shifted inputs of each product to 10 / 7 mantissa bits: their numerical effect,
+  measured on a CPU);
 * gflops: floating-point rate over the products the engine must do (one cross product per
   pair, one self product per layer and model) against a plain numpy fp32 matmul of the same
   (N x D)^T (N x D) shape;
@@ -73,6 +85,255 @@ def make_stores(root: Path, n_tokens: int, dim: int, n_layers: int, seed: int = 
         w.commit(sequences, {"model": name, "dataset": "benchmark"})
         for w, name in zip(writers, ("a", "b"), strict=True)
     ]
+
+
+class ReadCounter:
+    """Bytes read from store files by the engine (``hrsa.metrics.streaming.read_file_range``)
+    and by the previous engine (``_previous_engine._preadv``), while active."""
+
+    def __init__(self):
+        self.bytes = 0
+
+    def __enter__(self):
+        import _previous_engine as prev
+
+        from hrsa.metrics import streaming
+
+        self._saved = (streaming.read_file_range, prev._preadv)
+        new_read, old_read = self._saved
+
+        def counting(fd, path, view, position):
+            self.bytes += len(view)
+            return new_read(fd, path, view, position)
+
+        def counting_preadv(fd, buffers, position):
+            got = old_read(fd, buffers, position)
+            self.bytes += got
+            return got
+
+        streaming.read_file_range, prev._preadv = counting, counting_preadv
+        return self
+
+    def __exit__(self, *exc):
+        import _previous_engine as prev
+
+        from hrsa.metrics import streaming
+
+        streaming.read_file_range, prev._preadv = self._saved
+
+
+def fp64_reference(xs, ys) -> dict:
+    """Linear CKA and dimension-wise correlation of every layer pair, H_inv and debiased CKA
+    per layer, in fp64 from the layers in memory (numpy, centred, one product per pair)."""
+    import math
+
+    cen = [np.asarray(x, dtype=np.float64) for x in xs]
+    cen = [x - x.mean(0) for x in cen]
+    ceny = [np.asarray(y, dtype=np.float64) for y in ys]
+    ceny = [y - y.mean(0) for y in ceny]
+    gx = [x.T @ x for x in cen]
+    gy = [y.T @ y for y in ceny]
+    la, lb, n = len(xs), len(ys), cen[0].shape[0]
+    cka, corr = np.zeros((la, lb)), np.zeros((la, lb))
+    h_inv, deb = np.zeros(min(la, lb)), np.zeros(min(la, lb))
+    for i in range(la):
+        for j in range(lb):
+            c = cen[i].T @ ceny[j]
+            cka[i, j] = (c**2).sum() / math.sqrt((gx[i] ** 2).sum() * (gy[j] ** 2).sum())
+            corr[i, j] = np.mean(np.diag(c) / np.sqrt(np.diag(gx[i]) * np.diag(gy[j])))
+            if i == j:
+                u, _, vh = np.linalg.svd(c)
+                p = (u @ vh) ** 2
+                p /= p.sum(1, keepdims=True)
+                ent = -(p * np.log(np.where(p > 0, p, 1))).sum(1).mean()
+                h_inv[i] = 1 - ent / math.log(p.shape[0])
+                rx, ry = (cen[i] ** 2).sum(1), (ceny[j] ** 2).sum(1)
+
+                def hsic(frob, rr, tx, ty):
+                    return frob - rr + tx * ty / ((n - 1) * (n - 2)) - 2 / (n - 2) * rr
+
+                hxy = hsic((c**2).sum(), rx @ ry, rx.sum(), ry.sum())
+                hxx = hsic((gx[i] ** 2).sum(), rx @ rx, rx.sum(), rx.sum())
+                hyy = hsic((gy[j] ** 2).sum(), ry @ ry, ry.sum(), ry.sum())
+                deb[i] = hxy / math.sqrt(hxx * hyy)
+    return {
+        "linear_cka": cka,
+        "dimension_wise_correlation": corr,
+        "debiased_cka": deb,
+        "procrustes_h_inv": h_inv,
+    }
+
+
+def _max_diff(a: dict, b: dict) -> dict:
+    return {k: float(np.nanmax(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in b}
+
+
+def analysis_comparison(stores, args) -> dict:
+    """One whole analysis with the one-pass engine and with the previous engine (separate
+    passes, then the subsample read again), timed and read-counted in the same run."""
+    import _previous_engine as prev
+
+    from hrsa.activations import ActivationStore
+    from hrsa.metrics import HRSASettings, compare_stores, subsample_analysis
+    from hrsa.metrics.streaming import Source
+
+    a, b = ActivationStore(stores[0]), ActivationStore(stores[1])
+    n_l, d = a.n_hidden_states, a.dim
+    fits = (n_l * n_l + 2 * n_l) * d * d * 8 + 2**20  # every fp64 accumulator in one pass
+    settings = HRSASettings(
+        accumulator_bytes=args.accumulator_bytes or fits,
+        knn_k=[5, 10, 50],
+        knn_max_tokens=args.knn_max_tokens or min(a.n_rows, 4096),
+        bootstrap=args.bootstrap,
+        permutations=args.permutations,
+        chunk_size=args.chunk_size,
+        device="cpu",
+    )
+    store_bytes = sum(a.layer(i).nbytes + b.layer(i).nbytes for i in range(a.n_hidden_states))
+    with ReadCounter() as new_reads:
+        t0, c0 = time.perf_counter(), time.process_time()
+        res = compare_stores(a, b, settings)
+        t_new, c_new = time.perf_counter() - t0, time.process_time() - c0
+    xs = [Source(a.layer(i), f"base {i}") for i in range(a.n_hidden_states)]
+    ys = [Source(b.layer(i), f"reason {i}") for i in range(b.n_hidden_states)]
+    with ReadCounter() as old_reads:
+        t0, c0 = time.perf_counter(), time.process_time()
+        old = prev.layerwise_similarity(
+            [prev.Source(x.array, x.name) for x in xs],
+            [prev.Source(y.array, y.name) for y in ys],
+            chunk_size=args.chunk_size,
+            device="cpu",
+        )
+        t_old_layers = time.perf_counter() - t0
+        ss = subsample_analysis(xs, ys, a.sequence_index, len(a.sequences), settings)
+        t_old, c_old = time.perf_counter() - t0, time.process_time() - c0
+    lw = res.layerwise
+    new = {k: getattr(lw, k) for k in old}
+    t0 = time.perf_counter()
+    ref = fp64_reference(
+        [a.layer(i) for i in range(a.n_hidden_states)],
+        [b.layer(i) for i in range(b.n_hidden_states)],
+    )
+    t_ref = time.perf_counter() - t0
+    vs_prev = _max_diff(new, old)
+    vs_ref = _max_diff(new, ref)
+    prev_vs_ref = _max_diff(old, ref)
+    sub_same = bool(
+        np.array_equal(res.subsample.linear_cka_boot, ss.linear_cka_boot, equal_nan=True)
+        and all(np.array_equal(res.subsample.knn[k], ss.knn[k]) for k in ss.knn)
+    )
+    return {
+        "settings": {k: v for k, v in settings.as_dict().items() if k != "device"},
+        "seconds_one_pass": round(t_new, 3),
+        "seconds_one_pass_layerwise_and_gather": round(lw.seconds, 3),
+        "seconds_previous": round(t_old, 3),
+        "seconds_previous_layerwise": round(t_old_layers, 3),
+        "speedup_whole_analysis": round(t_old / t_new, 3),
+        "speedup_layerwise_phase": round(t_old_layers / lw.seconds, 3),
+        "cpu_seconds_one_pass": round(c_new, 3),
+        "cpu_seconds_previous": round(c_old, 3),
+        "cpu_time_ratio_previous_to_one_pass": round(c_old / c_new, 3),
+        "passes": lw.passes,
+        "store_bytes": store_bytes,
+        "read_amplification": round(new_reads.bytes / store_bytes, 4),
+        "read_amplification_previous": round(old_reads.bytes / store_bytes, 4),
+        "max_abs_diff_vs_previous": vs_prev,
+        "max_abs_dev_vs_fp64": vs_ref,
+        "previous_max_abs_dev_vs_fp64": prev_vs_ref,
+        "equal_to_previous_within_1e-6": bool(max(vs_prev.values()) <= 1e-6),
+        "within_1e-6_of_fp64": bool(max(vs_ref.values()) <= 1e-6),
+        "subsample_results_identical": sub_same,
+        "seconds_fp64_reference": round(t_ref, 3),
+    }
+
+
+def _round_mantissa(x, bits: int, nearest: bool = True):
+    """fp32 values kept to ``bits`` explicit mantissa bits, as TF32 (10) or bf16 (7) tensor-core
+    inputs: rounded to nearest (ties away from zero) or truncated."""
+    import torch
+
+    drop = 23 - bits
+    i = x.contiguous().view(torch.int32)
+    if nearest:
+        i = i + (1 << (drop - 1))
+    return (i & ~((1 << drop) - 1)).view(torch.float32)
+
+
+def numerics(n: int, d: int = 64) -> dict:
+    """Deviation from fp64 of each accumulation scheme on massive-activation data."""
+    import math
+
+    import torch
+
+    from hrsa.metrics import layerwise_similarity
+
+    rng = np.random.default_rng(0)
+    h = rng.standard_normal((n, d))
+    spike = rng.random(n) < 0.005
+    base, reason = [], []
+    for i in range(2):
+        h = np.tanh(h @ (np.eye(d) + 0.05 * rng.standard_normal((d, d))))
+        h = h + 0.2 * rng.standard_normal((n, d))
+        rot = np.linalg.qr(np.eye(d) + 0.2 * (i + 1) * rng.standard_normal((d, d)))[0]
+        x, y = 3 * h, 3 * h @ rot + 0.5 * rng.standard_normal((n, d))
+        x[:, [0, 5, 9]] += [3000, -3000, 1500]
+        y[:, [2, 6]] += [-3000, 2500]
+        x[spike, 11] += 3000
+        y[spike, 12] -= 3000
+        base.append(x.astype(np.float16))
+        reason.append(y.astype(np.float16))
+    ref = fp64_reference(base, reason)
+    keys = ("linear_cka", "dimension_wise_correlation", "procrustes_h_inv")
+    out: dict = {"tokens": n, "dim": d, "layers_per_model": 2}
+    for acc in ("fp64", "fp32"):
+        lw = layerwise_similarity(base, reason, device="cpu", accumulate=acc)
+        dev = _max_diff({k: getattr(lw, k) for k in keys}, {k: ref[k] for k in keys})
+        out[f"accumulate_{acc}"] = dev
+    # products with rounded inputs (TF32: 10 mantissa bits, bf16: 7), fp32 sums per chunk,
+    # fp64 across chunks, the engine's provisional shift and rank-1 correction
+    for name, bits, nearest in (
+        ("tf32_products", 10, True),
+        ("tf32_truncated_products", 10, False),
+        ("bf16_products", 7, True),
+    ):
+        vals = {k: np.zeros((2, 2)) for k in keys[:2]}
+        hinv = np.zeros(2)
+        for i in range(2):
+            for j in range(2):
+                tx, ty = torch.from_numpy(base[i]), torch.from_numpy(reason[j])
+                sx, sy = tx[:4096].double().mean(0).float(), ty[:4096].double().mean(0).float()
+                g = {k: torch.zeros(d, d, dtype=torch.float64) for k in ("c", "x", "y")}
+                s1x, s1y = torch.zeros(d, dtype=torch.float64), torch.zeros(d, dtype=torch.float64)
+                for a0 in range(0, n, 4096):
+                    zx, zy = tx[a0 : a0 + 4096].float() - sx, ty[a0 : a0 + 4096].float() - sy
+                    s1x += zx.sum(0)
+                    s1y += zy.sum(0)
+                    rx, ry = _round_mantissa(zx, bits, nearest), _round_mantissa(zy, bits, nearest)
+                    g["c"] += rx.T @ ry
+                    g["x"] += rx.T @ rx
+                    g["y"] += ry.T @ ry
+                dx, dy = s1x / n, s1y / n
+                c = g["c"] - n * torch.outer(dx, dy)
+                gx, gy = g["x"] - n * torch.outer(dx, dx), g["y"] - n * torch.outer(dy, dy)
+                vals["linear_cka"][i, j] = float(
+                    (c**2).sum() / torch.sqrt((gx**2).sum() * (gy**2).sum())
+                )
+                vals["dimension_wise_correlation"][i, j] = float(
+                    (c.diagonal() / torch.sqrt(gx.diagonal() * gy.diagonal())).mean()
+                )
+                if i == j:
+                    u, _, vh = torch.linalg.svd(c)
+                    p = (u @ vh) ** 2
+                    p = p / p.sum(1, keepdim=True)
+                    hinv[i] = 1 - float((-torch.xlogy(p, p).sum(1)).mean()) / math.log(d)
+        vals["procrustes_h_inv"] = hinv
+        out[name + "_emulated"] = _max_diff(vals, {k: ref[k] for k in keys})
+    out["reference_values"] = {
+        "linear_cka_00": float(ref["linear_cka"][0, 0]),
+        "dimension_wise_correlation_00": float(ref["dimension_wise_correlation"][0, 0]),
+        "procrustes_h_inv_0": float(ref["procrustes_h_inv"][0]),
+    }
+    return out
 
 
 def per_pair_recomputation(xs, ys):
@@ -288,6 +549,18 @@ def main(argv=None) -> dict:
         help="shared offset of one feature in the k-NN cost-of-exactness run (default 1e4)",
     )
     p.add_argument("--chunk-size", type=int, help="token chunk (default 4096; quick 512)")
+    p.add_argument("--repeats", type=int, default=2, help="layer_by_layer: interleaved repeats")
+    p.add_argument("--bootstrap", type=int, default=20, help="analysis: bootstrap replicates")
+    p.add_argument("--permutations", type=int, default=5, help="analysis: permutations")
+    p.add_argument("--knn-max-tokens", type=int, help="analysis: subsample (default min(N, 4096))")
+    p.add_argument("--numerics-tokens", type=int, help="numerics: N (default 200000; quick 50000)")
+    p.add_argument(
+        "--accumulator-bytes",
+        type=int,
+        help="analysis: accumulator budget (default: what every accumulator needs, one pass)",
+    )
+    p.add_argument("--skip-analysis", action="store_true")
+    p.add_argument("--skip-numerics", action="store_true")
     p.add_argument("--memory-factor", type=int, default=4)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-child", nargs=2, metavar=("BASE", "REASON"), help=argparse.SUPPRESS)
@@ -297,6 +570,9 @@ def main(argv=None) -> dict:
         return {}
 
     import torch
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import _previous_engine as prev
 
     from hrsa.activations import ActivationStore
     from hrsa.metrics import layerwise_similarity
@@ -324,11 +600,23 @@ def main(argv=None) -> dict:
 
         # --- layer by layer vs per-pair recomputation ----------------------------------------
         layerwise_similarity(xs[:1], ys[:1], device="cpu")  # warm up (page cache, BLAS)
-        t0 = time.perf_counter()
-        ours = layerwise_similarity(
-            xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
-        )
-        t_ours = time.perf_counter() - t0
+        # interleaved repeats, best of each (the machine may be shared); wall and CPU time
+        walls: dict = {"previous": [], "ours": []}
+        cpus: dict = {"previous": [], "ours": []}
+        for _ in range(args.repeats):
+            for name in ("previous", "ours"):
+                t0, c0 = time.perf_counter(), time.process_time()
+                if name == "previous":
+                    old = prev.layerwise_similarity(
+                        xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
+                    )
+                else:
+                    ours = layerwise_similarity(
+                        xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
+                    )
+                walls[name].append(time.perf_counter() - t0)
+                cpus[name].append(time.process_time() - c0)
+        t_prev, t_ours = min(walls["previous"]), min(walls["ours"])
         mem_x = [torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in xs]
         mem_y = [torch.from_numpy(np.asarray(y, dtype=np.float32)) for y in ys]
         t0 = time.perf_counter()
@@ -337,6 +625,15 @@ def main(argv=None) -> dict:
         del mem_x, mem_y
         report["layer_by_layer"] = {
             "seconds_layer_by_layer": round(t_ours, 3),
+            "seconds_previous_engine": round(t_prev, 3),
+            "speedup_over_previous_engine": round(t_prev / t_ours, 3),
+            "cpu_time_ratio_previous_to_ours": round(min(cpus["previous"]) / min(cpus["ours"]), 3),
+            "repeats": args.repeats,
+            "max_abs_diff_vs_previous_engine": _max_diff(
+                {k: getattr(ours, k) for k in ("linear_cka", "dimension_wise_correlation")},
+                {k: old[k] for k in ("linear_cka", "dimension_wise_correlation")},
+            ),
+            "passes": ours.passes,
             "seconds_per_pair_recomputation": round(t_ref, 3),
             "speedup": round(t_ref / t_ours, 2),
             "max_abs_diff_linear_cka": float(np.abs(ours.linear_cka - cka_ref).max()),
@@ -363,6 +660,14 @@ def main(argv=None) -> dict:
             "numpy_matmul_gflops": round(reference, 2),
             "fraction_of_numpy_matmul": round(achieved / reference, 3),
         }
+
+        # --- one whole analysis: reads, speed, values -----------------------------------------
+        if not args.skip_analysis:
+            report["analysis"] = analysis_comparison(stores, args)
+        if not args.skip_numerics:
+            report["numerics"] = numerics(
+                args.numerics_tokens or (50_000 if args.quick else 200_000)
+            )
 
         # --- k-NN ----------------------------------------------------------------------------
         rows = min(args.knn_tokens or n, n)

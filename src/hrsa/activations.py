@@ -4,6 +4,15 @@
 model in length-sorted batches and streams each batch's hidden states into an activation store
 (:class:`~hrsa.store.StoreWriter`), so peak memory depends on the batch, not on N or L.
 
+Per batch, on the model's device (:class:`_Staging`): one max |x| per hidden state (the range
+check: NaN/Inf stop the extraction, values beyond fp16's range promote the layer to fp32),
+then the tokens under the mask are gathered and converted to the storage dtype there, so only
+storage-dtype bytes reach the host. On CUDA the copies go asynchronously, on a copy stream, into
+a few reused pinned host buffers, and a batch is handed to the writer only after the next
+batch's forward has been queued, so the copy overlaps that forward. The writer hashes and writes
+the layers on a small pool of threads. The only host sync per batch is the read of the L+1 range
+values (a batch whose padded positions make them inconclusive is checked again on its kept rows).
+
 The store format itself (layout, manifest, checksums, reader, alignment check) lives in
 :mod:`hrsa.store`; its public names are re-exported here, so ``from hrsa.activations import
 ActivationStore`` keeps working. Importing this module does not import torch or transformers
@@ -15,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
+from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +39,7 @@ from .store import (
     ActivationStore,
     StoreWriter,
     _sha256,
+    block_maxabs,
     check_aligned,
     hidden_file,
     write_pair_check,
@@ -153,6 +165,160 @@ def extract_stage(*, model: str, stage: str, revision: str | None = None, **kwar
     return extract(model=model, revision=revision, stage=stage, **kwargs)
 
 
+_ALIGN = 64  # bytes: each hidden state's block starts at a SIMD- and dtype-aligned offset
+
+
+def _aligned(nbytes: int) -> int:
+    return -(-nbytes // _ALIGN) * _ALIGN
+
+
+def _host_maxabs(t) -> float:
+    """max |x| of a host tensor, NaN-propagating (numpy's reductions: no temporary, SIMD)."""
+    import torch
+
+    if t.dtype in (torch.float32, torch.float64):
+        return block_maxabs(t.numpy())
+    lo, hi = torch.aminmax(t)
+    return float(torch.maximum(hi.float(), -lo.float()))
+
+
+class _Staged:
+    """One batch on its way to the host: a pooled byte buffer holding each hidden state's rows
+    in its storage dtype, and the event after which the buffer is complete (CUDA)."""
+
+    __slots__ = ("buf", "layout", "n", "dtypes", "event", "index")
+
+    def __init__(self, buf, layout, n, dtypes, event, index):
+        self.buf, self.layout, self.n, self.dtypes = buf, layout, n, dtypes
+        self.event, self.index = event, index
+
+
+class _Staging:
+    """Range check, gather and conversion of each batch's hidden states on the model's device.
+
+    Per batch: one max |x| per hidden state (including padded positions first; only when that
+    is inconclusive, on the kept rows alone), read by the host in one transfer; the writer
+    turns them into the dtype of each layer's block (:meth:`StoreWriter.dtypes_for`: NaN/Inf
+    raise, values beyond fp16 promote). Then each hidden state's kept rows are gathered and
+    converted on the device, straight into a host buffer of a small pool (``depth`` buffers,
+    reused; pinned on CUDA and filled by asynchronous copies on a separate stream), and handed
+    to the writer, whose threads hash and write the layers and return the buffer when done. On
+    CUDA the hand-over of a batch waits until the next batch is staged, so its copy overlaps
+    that batch's forward pass. Host memory: ``depth`` batches of kept hidden states in storage
+    dtype, whatever N.
+    """
+
+    def __init__(self, device, writer: StoreWriter, dim: int, depth: int = 3):
+        import torch
+
+        self.torch, self.device, self.writer, self.dim = torch, device, writer, dim
+        self.cuda = device.type == "cuda"
+        self.stream = torch.cuda.Stream(device=device) if self.cuda else None
+        self._free: queue.Queue = queue.Queue()
+        for _ in range(depth):
+            self._free.put(None)  # a slot whose buffer is allocated on first use
+        self._pending: deque[_Staged] = deque()
+        self._lag = 1 if self.cuda else 0
+        self._stats = None  # pinned host copy of the range values (CUDA)
+
+    def _maxabs(self, hidden_states, keep) -> np.ndarray:
+        torch = self.torch
+        if self.device.type == "cpu":
+            values = np.array([_host_maxabs(h) for h in hidden_states], dtype=np.float64)
+        else:
+            per_layer = []
+            for h in hidden_states:
+                lo, hi = torch.aminmax(h)
+                per_layer.append(torch.maximum(hi.float(), -lo.float()))
+            stats = torch.stack(per_layer)
+            if self.cuda:
+                # the one sync per batch; a blocking event sleeps instead of spinning a core
+                # that the writer threads can use while the forward pass finishes
+                if self._stats is None or self._stats.numel() != stats.numel():
+                    self._stats = torch.empty(stats.shape, dtype=stats.dtype, pin_memory=True)
+                self._stats.copy_(stats, non_blocking=True)
+                ready = torch.cuda.Event(blocking=True)
+                ready.record(torch.cuda.current_stream(self.device))
+                ready.synchronize()
+                values = self._stats.numpy().astype(np.float64)  # a copy: the buffer is reused
+            else:
+                values = stats.cpu().numpy().astype(np.float64)
+        if keep is not None:
+            # padded positions are included above: a value they hold may be out of range (or
+            # NaN) while the kept rows are not, so an inconclusive layer is checked exactly
+            for i in np.flatnonzero(~(values <= FP16_MAX)):
+                rows = hidden_states[i].reshape(-1, self.dim).index_select(0, keep)
+                if self.device.type == "cpu":
+                    values[i] = _host_maxabs(rows)
+                else:
+                    lo, hi = torch.aminmax(rows)
+                    values[i] = float(torch.maximum(hi.float(), -lo.float()))
+        return values
+
+    def _take(self, nbytes: int):
+        buf = self._free.get()  # returned by the writer threads, also after a failed write
+        if buf is None or buf.numel() < nbytes:
+            buf = self.torch.empty(nbytes, dtype=self.torch.uint8, pin_memory=self.cuda)
+        return buf
+
+    def stage(self, hidden_states, keep, n: int, index) -> None:
+        """Queue one batch: ``keep`` holds the flat (batch x position) indices of the rows to
+        keep, on the device (None: every position); ``index`` is the writer's row index
+        arrays for these rows."""
+        torch = self.torch
+        dtypes = self.writer.dtypes_for(self._maxabs(hidden_states, keep))
+        layout, offset = [], 0
+        for dt in dtypes:
+            layout.append(offset)
+            offset += _aligned(n * self.dim * dt.itemsize)
+        buf = self._take(offset)
+        compute = torch.cuda.current_stream(self.device) if self.cuda else None
+        for h, dt, start in zip(hidden_states, dtypes, layout, strict=True):
+            tdt = torch.float16 if dt == np.float16 else torch.float32
+            rows = h.reshape(-1, self.dim)
+            if keep is not None:
+                rows = rows.index_select(0, keep)
+            dst = buf[start : start + n * self.dim * dt.itemsize].view(tdt).view(n, self.dim)
+            if self.cuda:
+                converted = rows.to(tdt)
+                self.stream.wait_stream(compute)
+                with torch.cuda.stream(self.stream):
+                    dst.copy_(converted, non_blocking=True)
+                # the caching allocator may not hand this memory to the compute stream again
+                # before the copy stream has read it
+                converted.record_stream(self.stream)
+            elif self.device.type == "cpu":
+                dst.copy_(rows)  # gather + conversion, vectorised and on torch's threads
+            else:
+                dst.copy_(rows.to(tdt))
+        event = None
+        if self.cuda:
+            event = torch.cuda.Event(blocking=True)
+            event.record(self.stream)
+        self._pending.append(_Staged(buf, layout, n, dtypes, event, index))
+        while len(self._pending) > self._lag:
+            self._hand_over(self._pending.popleft())
+
+    def flush(self) -> None:
+        while self._pending:
+            self._hand_over(self._pending.popleft())
+
+    def _hand_over(self, staged: _Staged) -> None:
+        if staged.event is not None:
+            staged.event.synchronize()  # this batch's copies only; the device keeps computing
+        raw = staged.buf.numpy()
+        blocks = [
+            raw[start : start + staged.n * self.dim * dt.itemsize]
+            .view(dt)
+            .reshape(staged.n, self.dim)
+            for dt, start in zip(staged.dtypes, staged.layout, strict=True)
+        ]
+        buf, free = staged.buf, self._free
+        self.writer.append(
+            blocks, *staged.index, dtypes=staged.dtypes, on_written=lambda: free.put(buf)
+        )
+
+
 def extract(
     *,
     model: str,
@@ -214,7 +380,9 @@ def extract(
     slot = {j: s for s, j in enumerate(order)}
     n_rows = sum(kept_lengths)
     n_hidden = net.config.num_hidden_layers + 1
-    writer = StoreWriter(store, n_rows, net.config.hidden_size, n_hidden, storage_dtype)
+    dim = net.config.hidden_size
+    writer = StoreWriter(store, n_rows, dim, n_hidden, storage_dtype)
+    staging = _Staging(dev, writer, dim)
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     try:
         with (
@@ -236,13 +404,15 @@ def extract(
                     raise StoreError(
                         f"model returned {len(out.hidden_states)} hidden states, expected {n_hidden}"
                     )
-                keep_mask = mask.bool().to(dev)
-                hidden = [h[keep_mask].float().cpu().numpy() for h in out.hidden_states]
-                flat_ids = ids[mask.bool()].numpy()
+                kept = mask.bool()
+                flat_ids = ids[kept].numpy()
                 seq_idx = np.repeat([slot[j] for j in batch], [len(s) for s in seqs])
                 pos = np.concatenate([np.arange(len(s)) for s in seqs])
-                writer.append(hidden, flat_ids, seq_idx, pos)
+                rows = None if bool(kept.all()) else kept.view(-1).nonzero().squeeze(1).to(dev)
+                staging.stage(out.hidden_states, rows, len(flat_ids), (flat_ids, seq_idx, pos))
+                del out  # the device may reuse its memory once the conversions are queued
                 bar.update(len(flat_ids))
+            staging.flush()
         meta = {
             "model": model_key,
             "source": str(model),

@@ -14,6 +14,29 @@ holds a value beyond fp16's range, in which case that layer is promoted to fp32 
 records it (never a silent inf). A store is written into a temporary sibling directory and
 renamed into place only when complete.
 
+Throughput. The range check is one max |x| per hidden state and block
+(:meth:`StoreWriter.dtypes_for`); a producer may compute it on its device and hand over blocks
+already converted there (:func:`hrsa.activations.extract` does), which are then written without a
+copy. Hashing (incremental sha256) and file writes run on a small pool of threads, each owning a
+fixed set of layer files (sha256 and file writes release the GIL, so the threads run in parallel
+with each other and with the producer). The store must absorb
+``tokens/s x (L+1) x D x 2`` bytes/s in fp16; at ~29k tokens/s for a 7B forward on an H100
+(other sizes scaled by parameters):
+
+=========  ======  ====  ===========  ===============
+backbone   D       L+1   tokens/s     store writes
+=========  ======  ====  ===========  ===============
+1.5B       1536    29    ~135k        ~12.1 GB/s
+7B         3584    29    ~29k         ~6.0 GB/s
+8B         4096    37    ~25k         ~7.7 GB/s
+14B        5120    49    ~14.5k       ~7.3 GB/s
+=========  ======  ====  ===========  ===============
+
+(GB = 10^9 bytes; fp32-promoted layers need twice their share.) sha256 runs at ~1-2 GB/s per
+core with SHA extensions, so keeping up takes 4-8 writer threads (``write_threads``, by default
+one per available core up to 8) and a file system that sustains these rates; short of either,
+extraction runs at the pace of the disk or of the hashes, not of the GPU.
+
 Extraction (the model forward pass that fills a store) lives in :mod:`hrsa.activations`, which
 re-exports every public name of this module.
 """
@@ -81,17 +104,19 @@ class _LayerFile:
         with open(self.path, "rb") as fh:
             self.hash.update(fh.read())
 
-    def append(self, block: np.ndarray) -> None:
-        if block.size:
-            # max/min propagate NaN, so two reductions check finiteness and fp16 range at once
-            hi, lo = float(block.max()), float(block.min())
-            if not (np.isfinite(hi) and np.isfinite(lo)):
-                raise StoreError(f"{self.path.name}: NaN or Inf in the model's hidden states")
-            if self.dtype == np.float16 and max(hi, -lo) > FP16_MAX:
-                self._promote()
-        data = np.ascontiguousarray(block, dtype=self.dtype)
-        self.fh.write(memoryview(data).cast("B"))
-        self.hash.update(memoryview(data).cast("B"))
+    def append(self, block: np.ndarray, dtype: np.dtype) -> None:
+        """Append rows, stored as ``dtype``: the file's dtype, or float32 for a float16 file that
+        is promoted by this block (the range check is :meth:`StoreWriter.dtypes_for`'s)."""
+        if np.dtype(dtype) != self.dtype:
+            if not (self.dtype == np.float16 and np.dtype(dtype) == np.float32):
+                raise StoreError(
+                    f"{self.path.name}: cannot store {dtype} rows in a {self.dtype} file"
+                )
+            self._promote()
+        data = np.ascontiguousarray(block, dtype=self.dtype)  # no copy when already converted
+        view = memoryview(data).cast("B")
+        self.fh.write(view)
+        self.hash.update(view)
         self.rows += block.shape[0]
 
     def _promote(self, block_rows: int = 65536) -> None:
@@ -126,8 +151,52 @@ class _LayerFile:
         }
 
 
+def block_maxabs(block: np.ndarray) -> float:
+    """max |x| over a block; NaN when it holds a NaN, inf when it holds an inf (0 when empty).
+
+    ``max`` and ``min`` propagate NaN, so two vectorised reductions (no temporary) check
+    finiteness and range at once.
+    """
+    if not block.size:
+        return 0.0
+    return float(np.maximum(block.max(), -block.min()))
+
+
+def default_write_threads(n_hidden_states: int) -> int:
+    """Writer threads: one per core available to this process, at most 8 and one per file."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores, n_hidden_states))
+
+
+class _Block:
+    """One appended block of rows, shared by the writer threads; ``on_written`` runs once every
+    thread is done with it (written, or skipped after an error), so its memory can be reused."""
+
+    __slots__ = ("hidden", "dtypes", "_left", "_lock", "_on_written")
+
+    def __init__(self, hidden, dtypes, n_threads, on_written):
+        self.hidden, self.dtypes = hidden, dtypes
+        self._left, self._lock, self._on_written = n_threads, threading.Lock(), on_written
+
+    def done(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self.hidden = None
+            if self._on_written is not None:
+                self._on_written()
+
+
 class StoreWriter:
-    """Streams hidden states into a temporary directory; :meth:`commit` renames it into place."""
+    """Streams hidden states into a temporary directory; :meth:`commit` renames it into place.
+
+    Hidden state ``i`` is written by thread ``i % write_threads``: each file's rows stay in order
+    and each thread hashes and writes whole layer blocks, so the threads never share a file.
+    """
 
     def __init__(
         self,
@@ -136,6 +205,7 @@ class StoreWriter:
         dim: int,
         n_hidden_states: int,
         storage_dtype: str = "float16",
+        write_threads: int | None = None,
     ):
         if storage_dtype not in ("float16", "float32"):
             raise StoreError(f"storage_dtype must be float16 or float32, got {storage_dtype!r}")
@@ -147,14 +217,42 @@ class StoreWriter:
             shutil.rmtree(stale, ignore_errors=True)
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
         self.n_rows, self.dim, self.n_hidden = n_rows, dim, n_hidden_states
+        self.storage_dtype = np.dtype(storage_dtype)
         self.layers = [
-            _LayerFile(self.tmp / hidden_file(i), n_rows, dim, np.dtype(storage_dtype))
+            _LayerFile(self.tmp / hidden_file(i), n_rows, dim, self.storage_dtype)
             for i in range(n_hidden_states)
         ]
+        # layers promoted to fp32 so far, in the order the blocks are appended (dtypes_for)
+        self._wide = np.zeros(n_hidden_states, dtype=bool)
         self.index: dict[str, list[np.ndarray]] = {f: [] for f in INDEX_FILES}
-        self._queue: queue.Queue = queue.Queue(maxsize=2)
-        self._worker: threading.Thread | None = None
+        n_threads = write_threads or default_write_threads(n_hidden_states)
+        self.write_threads = max(1, min(int(n_threads), n_hidden_states))
+        # Each thread's queue holds at most one block beyond the one it writes, so memory stays
+        # bounded by the block size.
+        self._queues: list[queue.Queue] = [
+            queue.Queue(maxsize=1) for _ in range(self.write_threads)
+        ]
+        self._workers: list[threading.Thread] = []
         self._error: BaseException | None = None
+
+    def dtypes_for(self, maxabs: Sequence[float]) -> list[np.dtype]:
+        """The dtype in which each hidden state of the next block is to be stored.
+
+        ``maxabs``: each hidden state's max |x| in the block (NaN or inf when it holds one).
+        The storage dtype, or float32 for a float16 layer with a value beyond fp16's range in
+        this block or an earlier one (the layer is promoted from here on). Raises
+        :class:`StoreError` on NaN or Inf. Call it once per block, in the order the blocks are
+        appended; :meth:`append` calls it for blocks given without ``dtypes``.
+        """
+        maxabs = np.asarray(maxabs, dtype=np.float64)
+        if maxabs.shape != (self.n_hidden,):
+            raise StoreError(f"got {maxabs.size} max-abs values, expected {self.n_hidden}")
+        bad = np.flatnonzero(~np.isfinite(maxabs))
+        if bad.size:
+            raise StoreError(f"{hidden_file(int(bad[0]))}: NaN or Inf in the model's hidden states")
+        if self.storage_dtype == np.float16:
+            self._wide |= maxabs > FP16_MAX
+        return [np.dtype(np.float32) if w else self.storage_dtype for w in self._wide]
 
     def append(
         self,
@@ -162,42 +260,63 @@ class StoreWriter:
         token_ids: np.ndarray,
         sequence_index: np.ndarray,
         position: np.ndarray,
+        *,
+        dtypes: Sequence[np.dtype] | None = None,
+        on_written=None,
     ) -> None:
         """Queue one block of rows (all hidden states) for writing.
 
-        Conversion, checks, hashing and file writes run on a background thread (numpy, hashlib and
-        file I/O release the GIL), overlapping the next forward pass. The queue holds at most two
-        blocks, so memory stays bounded by the batch size.
+        ``dtypes``: what :meth:`dtypes_for` returned for this block, when the caller checked
+        the range itself (on its device, :func:`hrsa.activations.extract`) and converted the
+        blocks to these dtypes (then they are written as they are, without a copy); without it
+        the range is checked here and the writer threads convert. Hashing and file writes run
+        on the writer threads, overlapping the next forward pass; ``on_written()`` is called (on
+        a writer thread) once the block's memory is no longer needed, also after a failed
+        write. Blocks while the writer threads are two blocks behind.
         """
         if len(hidden) != self.n_hidden:
             raise StoreError(f"got {len(hidden)} hidden states, expected {self.n_hidden}")
         self._raise_worker_error()
-        if self._worker is None:
-            self._worker = threading.Thread(target=self._drain, daemon=True)
-            self._worker.start()
-        self._queue.put(list(hidden))
+        if dtypes is None:
+            dtypes = self.dtypes_for([block_maxabs(np.asarray(block)) for block in hidden])
+        if not self._workers:
+            self._workers = [
+                threading.Thread(target=self._drain, args=(t,), daemon=True)
+                for t in range(self.write_threads)
+            ]
+            for worker in self._workers:
+                worker.start()
+        block = _Block(list(hidden), [np.dtype(d) for d in dtypes], self.write_threads, on_written)
+        for q in self._queues:
+            q.put(block)
         for name, arr in zip(INDEX_FILES, (token_ids, sequence_index, position), strict=True):
             self.index[name].append(np.asarray(arr, dtype=np.int64))
 
-    def _drain(self) -> None:
-        while (hidden := self._queue.get()) is not None:
-            if self._error is not None:
-                continue  # keep draining so producers never block
+    def _drain(self, thread: int) -> None:
+        mine = range(thread, self.n_hidden, self.write_threads)
+        q = self._queues[thread]
+        while (block := q.get()) is not None:
             try:
-                for layer, block in zip(self.layers, hidden, strict=True):
-                    layer.append(block)
+                if self._error is None:  # after an error, keep draining so producers never block
+                    for i in mine:
+                        self.layers[i].append(block.hidden[i], block.dtypes[i])
             except BaseException as exc:  # re-raised in the producer thread
-                self._error = exc
+                if self._error is None:
+                    self._error = exc
+            finally:
+                block.done()
 
     def _raise_worker_error(self) -> None:
         if self._error is not None:
             raise self._error
 
     def _finish(self) -> None:
-        if self._worker is not None:
-            self._queue.put(None)
-            self._worker.join()
-            self._worker = None
+        if self._workers:
+            for q in self._queues:
+                q.put(None)
+            for worker in self._workers:
+                worker.join()
+            self._workers = []
         self._raise_worker_error()
 
     def commit(self, sequences: list[dict], meta: dict) -> Path:

@@ -2,15 +2,19 @@
 
 Plan of one comparison, base model X (layers 0..L) vs reasoning model Y:
 
-1. per layer and model, streamed from disk in token chunks: fp64 column means and min/max
-   (:class:`~hrsa.metrics.streaming.Moments`), then the centred self statistics
-   (:class:`~hrsa.metrics.streaming.SelfTerms`): computed once per layer;
-2. every layer pair (i, j): one cross product Xc_i^T Yc_j (fp32 products, fp64 sums), reduced at
-   once to linear CKA and dimension-wise correlation; on the diagonal also debiased CKA and
-   Procrustes (H_inv, residual). Peak memory is the accumulator block plus one chunk;
-3. on one shared, seeded subsample of rows (at most ``knn_max_tokens``), per layer: exact cosine
-   k-NN sets of each model (once per model and layer, reused for every k and every null
-   permutation), the permutation nulls of CKA and k-NN overlap, and the bootstrap over
+1. one pass over the rows of every layer file of both models
+   (:class:`~hrsa.metrics.streaming.LayerStream`): each token chunk of each layer is read and
+   converted once and feeds the column means and zero-variance features
+   (:class:`~hrsa.metrics.streaming.Moments`), the self Grams
+   (:class:`~hrsa.metrics.streaming.SelfTerms`), the cross products Xc_i^T Yc_j of every layer
+   pair (i, j) (fp32 products summed in fp64, exact centring by a rank-1 correction, fp64
+   reductions), and the gather of the shared row subsample of step 3. When the accumulators of
+   every pair do not fit the memory budget, the pairs are split into the fewest passes that fit;
+2. every layer pair (i, j) reduced at once to linear CKA and dimension-wise correlation; on the
+   diagonal also debiased CKA and Procrustes (H_inv, residual);
+3. on one shared, seeded subsample of rows (at most ``knn_max_tokens``, gathered in step 1), per
+   layer: exact cosine k-NN sets of each model (once per model and layer, reused for every k and
+   every null permutation), the permutation nulls of CKA and k-NN overlap, and the bootstrap over
    sequences of the headline numbers.
 
 Confidence intervals (:func:`~hrsa.metrics.uncertainty.bootstrap_interval`): the replicates of
@@ -45,11 +49,9 @@ from .result import (
 from .streaming import (
     DEFAULT_ACCUMULATOR_BYTES,
     DEFAULT_CHUNK_SIZE,
+    LayerStream,
     Source,
     as_source,
-    compute_moments,
-    compute_self_terms,
-    cross_products,
     resolve_device,
 )
 from .uncertainty import (
@@ -97,6 +99,8 @@ class HRSASettings:
     seed: int = schema_default("hrsa.seed")
     device: str = schema_default("device")  # hrsa.device's derived default: the top-level one
     accumulator_bytes: int = schema_default("hrsa.accumulator_bytes")
+    products: str = schema_default("hrsa.products")
+    accumulate: str = schema_default("hrsa.accumulate")
 
     #: keys of ``config["hrsa"]`` that belong to other rules and are ignored here
     OTHER_KEYS = HRSA_OTHER_KEYS
@@ -111,6 +115,8 @@ class HRSASettings:
             (self.permutations >= 0, "permutations", ">= 0"),
             (0 < self.ci < 1, "ci", "in (0, 1)"),
             (self.accumulator_bytes >= 1, "accumulator_bytes", ">= 1"),
+            (self.products in ("fp32", "tf32"), "products", "fp32 or tf32"),
+            (self.accumulate in ("fp64", "fp32"), "accumulate", "fp64 or fp32"),
         ]
         for ok, key, want in checks:
             if not ok:
@@ -196,6 +202,9 @@ class LayerwiseSimilarity:
     seconds: float = 0.0
     constant_base: list[np.ndarray] = field(default_factory=list, repr=False)
     constant_reasoning: list[np.ndarray] = field(default_factory=list, repr=False)
+    #: passes over the rows (1 when every accumulator fits) and bytes read from store files
+    passes: int = 1
+    bytes_read: int = 0
 
 
 def layerwise_similarity(
@@ -206,13 +215,50 @@ def layerwise_similarity(
     device=None,
     accumulator_bytes: int = DEFAULT_ACCUMULATOR_BYTES,
     diagonal: bool = True,
+    products: str = schema_default("hrsa.products"),
+    accumulate: str = schema_default("hrsa.accumulate"),
+    memory_budget: int | None = None,
 ) -> LayerwiseSimilarity:
     """Dimension-wise correlation and linear CKA for every layer pair, and (``diagonal``)
-    debiased CKA and Procrustes for every layer i vs i, streaming over token chunks.
+    debiased CKA and Procrustes for every layer i vs i, in one pass over token chunks.
 
     ``base_layers``/``reasoning_layers``: sequences of (N, D) arrays (memory maps, numpy,
     torch) or :class:`~hrsa.metrics.streaming.Source` objects, row-aligned.
+    ``accumulator_bytes``: the CPU's memory budget of the accumulators (on CUDA the device's
+    free memory decides); ``memory_budget`` overrides both. ``products``: ``fp32`` or ``tf32``
+    (TF32 tensor cores for the streamed products on CUDA). ``accumulate``: ``fp64``
+    accumulators (default) or ``fp32`` ones updated in place (half the memory; see
+    :mod:`hrsa.metrics.streaming` for the accuracy of each).
     """
+    lw, _ = _layerwise(
+        base_layers,
+        reasoning_layers,
+        chunk_size=chunk_size,
+        device=device,
+        accumulator_bytes=accumulator_bytes,
+        diagonal=diagonal,
+        products=products,
+        accumulate=accumulate,
+        memory_budget=memory_budget,
+    )
+    return lw
+
+
+def _layerwise(
+    base_layers: Sequence,
+    reasoning_layers: Sequence,
+    *,
+    chunk_size: int,
+    device,
+    accumulator_bytes: int,
+    diagonal: bool,
+    products: str = schema_default("hrsa.products"),
+    accumulate: str = schema_default("hrsa.accumulate"),
+    memory_budget: int | None = None,
+    gather_rows: np.ndarray | None = None,
+) -> tuple[LayerwiseSimilarity, LayerStream]:
+    """:func:`layerwise_similarity`, also gathering the rows ``gather_rows`` of every layer in
+    the same pass (``stream.gathered_x``/``gathered_y``)."""
     t0 = time.perf_counter()
     xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
     ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
@@ -220,26 +266,28 @@ def layerwise_similarity(
         raise DataError("layerwise_similarity: no layers given")
     dev = resolve_device(device, *xs, *ys)
     und = _Undefined()
+    stream = LayerStream(
+        xs,
+        ys,
+        device=dev,
+        chunk_size=chunk_size,
+        accumulator_bytes=accumulator_bytes,
+        debiased=diagonal,
+        gather_rows=gather_rows,
+        products=products,
+        accumulate=accumulate,
+        memory_budget=memory_budget,
+    )
+    log.info("%r", stream)
+    la, lb, n = len(xs), len(ys), xs[0].n_rows
+    corr, cka = np.full((la, lb), _NAN), np.full((la, lb), _NAN)
+    ld = min(la, lb) if diagonal else 0
+    deb, hinv, resid = np.full(ld, _NAN), np.full(ld, _NAN), np.full(ld, _NAN)
+    same_dim = xs[0].dim == ys[0].dim
     with _exact_fp32_matmul():
-        mx = [compute_moments(s, dev, chunk_size) for s in xs]
-        my = [compute_moments(s, dev, chunk_size) for s in ys]
-        sx = [compute_self_terms(s, m, dev, chunk_size) for s, m in zip(xs, mx, strict=True)]
-        sy = [compute_self_terms(s, m, dev, chunk_size) for s, m in zip(ys, my, strict=True)]
-        la, lb, n = len(xs), len(ys), xs[0].n_rows
-        corr, cka = np.full((la, lb), _NAN), np.full((la, lb), _NAN)
-        ld = min(la, lb) if diagonal else 0
-        deb, hinv, resid = np.full(ld, _NAN), np.full(ld, _NAN), np.full(ld, _NAN)
-        same_dim = xs[0].dim == ys[0].dim
-        for i, j, ct in cross_products(
-            xs,
-            mx,
-            ys,
-            my,
-            device=dev,
-            chunk_size=chunk_size,
-            debiased=diagonal,
-            accumulator_bytes=accumulator_bytes,
-        ):
+        for i, j, ct in stream.pairs():
+            mx, my = stream.x_moments, stream.y_moments
+            sx, sy = stream.x_self, stream.y_self
             what = f"base hidden state {i} vs reasoning hidden state {j}"
             v = und(cka_from_terms, ct.cross, sx[i], sy[j], what)
             cka[i, j] = _NAN if v is None else v
@@ -261,7 +309,8 @@ def layerwise_similarity(
                     p = und(procrustes_from_cross, ct.cross, sx[i].trace, sy[j].trace, what)
                     if p is not None:
                         hinv[i], resid[i] = p.h_inv, p.residual
-    return LayerwiseSimilarity(
+    mx, my = stream.x_moments, stream.y_moments
+    lw = LayerwiseSimilarity(
         corr,
         cka,
         deb,
@@ -274,7 +323,18 @@ def layerwise_similarity(
         time.perf_counter() - t0,
         [m.constant.cpu().numpy() for m in mx],
         [m.constant.cpu().numpy() for m in my],
+        len(stream.passes),
+        stream.bytes_read,
     )
+    return lw, stream
+
+
+def _check_knn_k(ks: Sequence[int], n: int) -> None:
+    if max(ks) > n - 1:
+        raise DataError(
+            f"k-NN overlap with k = {max(ks)} needs more than k tokens; the subsample "
+            f"has {n}. Lower hrsa.knn_k or use a larger probe dataset."
+        )
 
 
 def subsample_rows(n_rows: int, max_rows: int, seed: int) -> np.ndarray:
@@ -316,13 +376,17 @@ def subsample_analysis(
     device=None,
     constant_base: Sequence | None = None,
     constant_reasoning: Sequence | None = None,
+    gathered: tuple[list, list] | None = None,
 ) -> SubsampleAnalysis:
     """Per layer i vs i on the shared subsample: k-NN overlap for every k, permutation nulls of
     linear CKA and k-NN overlap, bootstrap-over-sequences replicates of the headline numbers.
 
     Each hidden state is gathered, searched for neighbours and centred once; the observed
     values, the bootstrap (:func:`~hrsa.metrics.uncertainty.bootstrap_replicates`) and the
-    permutation nulls (:func:`~hrsa.metrics.uncertainty.permutation_nulls`) reuse that work."""
+    permutation nulls (:func:`~hrsa.metrics.uncertainty.permutation_nulls`) reuse that work.
+    ``gathered``: the subsample's rows of every layer of both models, already collected (by
+    :func:`compare_stores`, in its one pass over the data); the entries are released as they
+    are used. Without it the rows are read from the layers here."""
     t0 = time.perf_counter()
     xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
     ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
@@ -333,11 +397,13 @@ def subsample_analysis(
     n = rows.size
     seq = np.asarray(sequence_index, dtype=np.int64)[rows]
     ks = list(settings.knn_k)
-    if ks[-1] > n - 1:
-        raise DataError(
-            f"k-NN overlap with k = {ks[-1]} needs more than k tokens; the subsample "
-            f"has {n}. Lower hrsa.knn_k or use a larger probe dataset."
-        )
+    _check_knn_k(ks, n)
+    if gathered is not None and not (
+        len(gathered[0]) >= n_layers
+        and len(gathered[1]) >= n_layers
+        and all(g is None or g.shape[0] == n for g in (*gathered[0], *gathered[1]))
+    ):
+        raise ValueError("gathered rows do not match the subsample")
     und = _Undefined()
     weights = np.zeros((0, n))
     if settings.bootstrap:
@@ -368,8 +434,13 @@ def subsample_analysis(
     with _exact_fp32_matmul():
         for i in range(n_layers):
             what = f"hidden state {i}"
-            x = xs[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
-            y = ys[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
+            if gathered is not None:
+                x = gathered[0][i].to(dev, torch.float32)
+                y = gathered[1][i].to(dev, torch.float32)
+                gathered[0][i] = gathered[1][i] = None
+            else:
+                x = xs[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
+                y = ys[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
             if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
                 raise DataError(f"{what}: NaN or Inf in the subsampled rows")
             nx = und(_neighbours_tensor, x, ks, name=f"base {what}")
@@ -415,14 +486,24 @@ def subsample_analysis(
 
 
 def compare_stores(
-    base, reasoning, settings: HRSASettings | Mapping | None = None, *, verify: bool = False
+    base,
+    reasoning,
+    settings: HRSASettings | Mapping | None = None,
+    *,
+    verify: bool = False,
+    products: str | None = None,
+    accumulate: str | None = None,
 ) -> HRSAResult:
     """Full HRSA of two activation stores (paths or :class:`~hrsa.activations.ActivationStore`)
-    of the same dataset: checks that they are row-aligned, then streams every layer pair."""
+    of the same dataset: checks that they are row-aligned, then reads every layer file once
+    (the fewest passes the memory allows) for every layer pair and the shared row subsample.
+    ``products``, ``accumulate``: see :func:`layerwise_similarity`."""
     from ..activations import ActivationStore, check_aligned
 
     if not isinstance(settings, HRSASettings):
         settings = HRSASettings.from_config(settings)
+    products = products or settings.products
+    accumulate = accumulate or settings.accumulate
     a = base if isinstance(base, ActivationStore) else ActivationStore(base)
     b = reasoning if isinstance(reasoning, ActivationStore) else ActivationStore(reasoning)
     if verify:
@@ -464,14 +545,28 @@ def compare_stores(
         a.dim,
         dev,
     )
-    lw = layerwise_similarity(
+    rows = subsample_rows(a.n_rows, settings.knn_max_tokens, settings.seed)
+    _check_knn_k(settings.knn_k, rows.size)
+    lw, stream = _layerwise(
         xs,
         ys,
         chunk_size=settings.chunk_size,
         device=dev,
         accumulator_bytes=settings.accumulator_bytes,
+        diagonal=True,
+        products=products,
+        accumulate=accumulate,
+        gather_rows=rows,
     )
-    log.info("layer-by-layer matrices done in %.1f s", lw.seconds)
+    gathered = (stream.gathered_x, stream.gathered_y)
+    del stream
+    log.info(
+        "layer-by-layer matrices and the subsample gather done in %.1f s (%d pass(es), "
+        "%.2f GB read)",
+        lw.seconds,
+        lw.passes,
+        lw.bytes_read / 1e9,
+    )
     ss = subsample_analysis(
         xs,
         ys,
@@ -481,6 +576,7 @@ def compare_stores(
         device=dev,
         constant_base=lw.constant_base,
         constant_reasoning=lw.constant_reasoning,
+        gathered=gathered,
     )
     log.info("subsample analysis (%d tokens) done in %.1f s", ss.rows.size, ss.seconds)
     return HRSAResult(
