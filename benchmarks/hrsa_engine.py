@@ -8,11 +8,13 @@ All ratios are measured in one run, on the same synthetic stores, on this machin
   terms and each block of cross products) and the per-pair recomputation pattern of the authors'
   code (both layers in memory, centred and multiplied from scratch for every pair: three
   products per pair); results must agree to 1e-6;
-* analysis: one whole :func:`hrsa.metrics.compare_stores` against the previous engine plus the
-  separate read of the k-NN / bootstrap subsample it needed; ``read_amplification`` = bytes read
-  from the layer files / the layer files' bytes (1.0: every file read once), counted by wrapping
-  the engines' file reads; every metric of both against each other and against an fp64
-  in-memory reference (CKA, correlation for every layer pair; debiased CKA, H_inv per layer);
+* analysis: one whole :func:`hrsa.metrics.compare_stores` (layer-by-layer phase, k-NN search,
+  bootstrap and permutation nulls; by default the paper's B=200, P=50 on a 4096-row subsample)
+  by this engine and by the engine at ``--baseline-ref`` (default: the commit before issue 13,
+  unpacked with ``git archive``), each in a fresh subprocess, in this run; ``read_amplification``
+  = bytes read from the layer files / the layer files' bytes (1.0: every file read once),
+  counted on ``os.preadv``; every value of both against each other (k-NN sets exactly) and the
+  layer-by-layer values against an fp64 in-memory reference;
 * numerics: the accumulation schemes against fp64 on data with massive activations (+-3000
   offsets on a few features, +-3000 spikes on 0.5% of the tokens, fp16): fp64 accumulators
   (the default), fp32 accumulators updated in place, and TF32 / bf16 products (emulated by
@@ -87,41 +89,6 @@ def make_stores(root: Path, n_tokens: int, dim: int, n_layers: int, seed: int = 
     ]
 
 
-class ReadCounter:
-    """Bytes read from store files by the engine (``hrsa.metrics.streaming.read_file_range``)
-    and by the previous engine (``_previous_engine._preadv``), while active."""
-
-    def __init__(self):
-        self.bytes = 0
-
-    def __enter__(self):
-        import _previous_engine as prev
-
-        from hrsa.metrics import streaming
-
-        self._saved = (streaming.read_file_range, prev._preadv)
-        new_read, old_read = self._saved
-
-        def counting(fd, path, view, position):
-            self.bytes += len(view)
-            return new_read(fd, path, view, position)
-
-        def counting_preadv(fd, buffers, position):
-            got = old_read(fd, buffers, position)
-            self.bytes += got
-            return got
-
-        streaming.read_file_range, prev._preadv = counting, counting_preadv
-        return self
-
-    def __exit__(self, *exc):
-        import _previous_engine as prev
-
-        from hrsa.metrics import streaming
-
-        streaming.read_file_range, prev._preadv = self._saved
-
-
 def fp64_reference(xs, ys) -> dict:
     """Linear CKA and dimension-wise correlation of every layer pair, H_inv and debiased CKA
     per layer, in fp64 from the layers in memory (numpy, centred, one product per pair)."""
@@ -168,82 +135,180 @@ def _max_diff(a: dict, b: dict) -> dict:
     return {k: float(np.nanmax(np.abs(np.asarray(a[k]) - np.asarray(b[k])))) for k in b}
 
 
-def analysis_comparison(stores, args) -> dict:
-    """One whole analysis with the one-pass engine and with the previous engine (separate
-    passes, then the subsample read again), timed and read-counted in the same run."""
-    import _previous_engine as prev
+#: the engine before issue 13 (separate passes, one bootstrap replicate at a time, fp64 SVDs,
+#: the k-NN screen with an unshifted query): the baseline of the whole-analysis comparison
+BASELINE_REF = "f67e0bd"
 
+#: what the whole-analysis comparison records of each engine's result
+_LAYERWISE_KEYS = ("linear_cka", "dimension_wise_correlation", "debiased_cka", "procrustes_h_inv")
+_SUBSAMPLE_KEYS = (
+    "linear_cka",
+    "dimension_wise_correlation",
+    "h_inv_final",
+    "linear_cka_boot",
+    "dimension_wise_correlation_boot",
+    "h_inv_final_boot",
+    "linear_cka_null",
+)
+
+
+def _analysis_arrays(res) -> dict:
+    """The metric values of one :func:`hrsa.metrics.compare_stores` result as flat arrays."""
+    out = {f"layerwise.{k}": np.asarray(getattr(res.layerwise, k)) for k in _LAYERWISE_KEYS}
+    ss = res.subsample
+    out.update({f"subsample.{k}": np.asarray(getattr(ss, k), dtype=float) for k in _SUBSAMPLE_KEYS})
+    for field in ("knn", "knn_boot", "knn_null"):
+        for k, v in getattr(ss, field).items():
+            out[f"subsample.{field}.{k}"] = np.asarray(v)
+    return out
+
+
+def analysis_child(base: str, reason: str, settings_json: str, out: str) -> None:
+    """One whole analysis of whatever ``hrsa`` is importable (the baseline checkout, via
+    PYTHONPATH), timed after the imports; its values go to ``out`` (npz), the times and the
+    bytes read by ``os.preadv`` (the stream; the baseline's subsample gather read the
+    memory map, which is not counted) to stdout as JSON."""
+    import torch  # noqa: F401  (imported before the clock starts)
+
+    import hrsa
     from hrsa.activations import ActivationStore
-    from hrsa.metrics import HRSASettings, compare_stores, subsample_analysis
-    from hrsa.metrics.streaming import Source
+    from hrsa.metrics import HRSASettings, compare_stores
+
+    counted = {"bytes": 0}
+    preadv = os.preadv
+
+    def counting(fd, buffers, position, *rest):
+        got = preadv(fd, buffers, position, *rest)
+        counted["bytes"] += got
+        return got
+
+    os.preadv = counting
+    settings = HRSASettings(**json.loads(settings_json))
+    a, b = ActivationStore(base), ActivationStore(reason)
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = compare_stores(a, b, settings)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    os.preadv = preadv
+    np.savez(out, **_analysis_arrays(res))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu,
+                "layerwise_seconds": res.layerwise.seconds,
+                "subsample_seconds": res.subsample.seconds,
+                "preadv_bytes": counted["bytes"],
+                "headline": res.summary()["headline"],
+                "hrsa_package": str(Path(hrsa.__file__).parent),
+            }
+        )
+    )
+
+
+def baseline_checkout(ref: str, root: Path) -> Path:
+    """``src/`` of the repository at ``ref`` (``git archive``), for PYTHONPATH."""
+    repo = Path(__file__).resolve().parent.parent
+    root.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", ref, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
+    return root / "src"
+
+
+def _run_analysis_child(stores, settings: dict, out: Path, pythonpath: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    cmd = [sys.executable, __file__, "--analysis-child", str(stores[0]), str(stores[1])]
+    cmd += [json.dumps(settings), str(out)]
+    done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _compare_arrays(new: dict, old: dict) -> dict:
+    """max |new - old| per metric (NaN where both are NaN counts as equal); sets of k-NN
+    neighbours are compared exactly."""
+    diffs, identical = {}, {}
+    for key in sorted(old):
+        a, b = np.asarray(new[key], dtype=float), np.asarray(old[key], dtype=float)
+        if a.shape != b.shape:
+            diffs[key] = float("inf")
+            continue
+        both_nan = np.isnan(a) & np.isnan(b)
+        d = np.abs(np.where(both_nan, 0.0, a - b))
+        diffs[key] = float(np.nanmax(d)) if d.size else 0.0
+        if np.isnan(d).any():
+            diffs[key] = float("inf")  # NaN on one side only
+        identical[key] = bool(np.array_equal(a, b, equal_nan=True))
+    return {"max_abs_diff": diffs, "identical": identical}
+
+
+def analysis_comparison(stores, args) -> dict:
+    """One whole analysis (:func:`hrsa.metrics.compare_stores`: the layer-by-layer phase, the
+    subsample's k-NN search, bootstrap and permutation nulls) by this engine and by the engine
+    at ``--baseline-ref`` (default :data:`BASELINE_REF`, today's engine when issue 13 was
+    filed), each in a fresh subprocess on the same stores and settings, one after the other
+    in this run; read-counted, timed, and every value compared."""
+    from hrsa.activations import ActivationStore
 
     a, b = ActivationStore(stores[0]), ActivationStore(stores[1])
     n_l, d = a.n_hidden_states, a.dim
     fits = (n_l * n_l + 2 * n_l) * d * d * 8 + 2**20  # every fp64 accumulator in one pass
-    settings = HRSASettings(
-        accumulator_bytes=args.accumulator_bytes or fits,
-        knn_k=[5, 10, 50],
-        knn_max_tokens=args.knn_max_tokens or min(a.n_rows, 4096),
-        bootstrap=args.bootstrap,
-        permutations=args.permutations,
-        chunk_size=args.chunk_size,
-        device="cpu",
-    )
+    settings = {
+        "accumulator_bytes": args.accumulator_bytes or fits,
+        "knn_k": [5, 10, 50],
+        "knn_max_tokens": args.knn_max_tokens or min(a.n_rows, 4096),
+        "bootstrap": args.bootstrap,
+        "permutations": args.permutations,
+        "chunk_size": args.chunk_size,
+        "device": "cpu",
+    }
     store_bytes = sum(a.layer(i).nbytes + b.layer(i).nbytes for i in range(a.n_hidden_states))
-    with ReadCounter() as new_reads:
-        t0, c0 = time.perf_counter(), time.process_time()
-        res = compare_stores(a, b, settings)
-        t_new, c_new = time.perf_counter() - t0, time.process_time() - c0
-    xs = [Source(a.layer(i), f"base {i}") for i in range(a.n_hidden_states)]
-    ys = [Source(b.layer(i), f"reason {i}") for i in range(b.n_hidden_states)]
-    with ReadCounter() as old_reads:
-        t0, c0 = time.perf_counter(), time.process_time()
-        old = prev.layerwise_similarity(
-            [prev.Source(x.array, x.name) for x in xs],
-            [prev.Source(y.array, y.name) for y in ys],
-            chunk_size=args.chunk_size,
-            device="cpu",
-        )
-        t_old_layers = time.perf_counter() - t0
-        ss = subsample_analysis(xs, ys, a.sequence_index, len(a.sequences), settings)
-        t_old, c_old = time.perf_counter() - t0, time.process_time() - c0
-    lw = res.layerwise
-    new = {k: getattr(lw, k) for k in old}
-    t0 = time.perf_counter()
+    ours_src = str(Path(__file__).resolve().parent.parent / "src")
+    work = Path(stores[0]).parent
+    base_src = baseline_checkout(args.baseline_ref, work / "baseline")
+    runs = {}
+    for name, src in (("one_pass", ours_src), ("baseline", str(base_src))):
+        runs[name] = _run_analysis_child(stores, settings, work / f"{name}.npz", src)
+        runs[name]["values"] = dict(np.load(work / f"{name}.npz"))
+    new, old = runs["one_pass"], runs["baseline"]
+    cmp = _compare_arrays(new["values"], old["values"])
     ref = fp64_reference(
         [a.layer(i) for i in range(a.n_hidden_states)],
         [b.layer(i) for i in range(b.n_hidden_states)],
     )
-    t_ref = time.perf_counter() - t0
-    vs_prev = _max_diff(new, old)
-    vs_ref = _max_diff(new, ref)
-    prev_vs_ref = _max_diff(old, ref)
-    sub_same = bool(
-        np.array_equal(res.subsample.linear_cka_boot, ss.linear_cka_boot, equal_nan=True)
-        and all(np.array_equal(res.subsample.knn[k], ss.knn[k]) for k in ss.knn)
-    )
+    vs_ref = _max_diff({k: new["values"][f"layerwise.{k}"] for k in ref}, ref)
+    tol = {"layerwise": 1e-6, "subsample.h_inv": 1e-6, "other": 1e-6}
+    worst = {
+        "layerwise": max(v for k, v in cmp["max_abs_diff"].items() if k.startswith("layerwise")),
+        "subsample": max(v for k, v in cmp["max_abs_diff"].items() if k.startswith("subsample")),
+    }
+    knn_same = all(v for k, v in cmp["identical"].items() if k.startswith("subsample.knn"))
     return {
-        "settings": {k: v for k, v in settings.as_dict().items() if k != "device"},
-        "seconds_one_pass": round(t_new, 3),
-        "seconds_one_pass_layerwise_and_gather": round(lw.seconds, 3),
-        "seconds_previous": round(t_old, 3),
-        "seconds_previous_layerwise": round(t_old_layers, 3),
-        "speedup_whole_analysis": round(t_old / t_new, 3),
-        "speedup_layerwise_phase": round(t_old_layers / lw.seconds, 3),
-        "cpu_seconds_one_pass": round(c_new, 3),
-        "cpu_seconds_previous": round(c_old, 3),
-        "cpu_time_ratio_previous_to_one_pass": round(c_old / c_new, 3),
-        "passes": lw.passes,
+        "settings": settings,
+        "baseline_ref": args.baseline_ref,
+        "hrsa_package": {"one_pass": new["hrsa_package"], "baseline": old["hrsa_package"]},
+        "seconds_one_pass": round(new["seconds"], 3),
+        "seconds_baseline": round(old["seconds"], 3),
+        "speedup_whole_analysis": round(old["seconds"] / new["seconds"], 3),
+        "cpu_time_ratio_baseline_to_one_pass": round(old["cpu_seconds"] / new["cpu_seconds"], 3),
+        "phases_one_pass": {
+            "layerwise_and_gather": round(new["layerwise_seconds"], 3),
+            "subsample": round(new["subsample_seconds"], 3),
+        },
+        "phases_baseline": {
+            "layerwise": round(old["layerwise_seconds"], 3),
+            "subsample_with_its_gather": round(old["subsample_seconds"], 3),
+        },
         "store_bytes": store_bytes,
-        "read_amplification": round(new_reads.bytes / store_bytes, 4),
-        "read_amplification_previous": round(old_reads.bytes / store_bytes, 4),
-        "max_abs_diff_vs_previous": vs_prev,
+        "read_amplification": round(new["preadv_bytes"] / store_bytes, 4),
+        "read_amplification_baseline_streamed": round(old["preadv_bytes"] / store_bytes, 4),
+        "max_abs_diff_vs_baseline": cmp["max_abs_diff"],
+        "knn_sets_identical_to_baseline": knn_same,
+        "equal_to_baseline_within_1e-6": bool(max(worst.values()) <= tol["other"]),
         "max_abs_dev_vs_fp64": vs_ref,
-        "previous_max_abs_dev_vs_fp64": prev_vs_ref,
-        "equal_to_previous_within_1e-6": bool(max(vs_prev.values()) <= 1e-6),
         "within_1e-6_of_fp64": bool(max(vs_ref.values()) <= 1e-6),
-        "subsample_results_identical": sub_same,
-        "seconds_fp64_reference": round(t_ref, 3),
+        "headline_one_pass": new["headline"],
+        "headline_baseline": old["headline"],
     }
 
 
@@ -550,8 +615,15 @@ def main(argv=None) -> dict:
     )
     p.add_argument("--chunk-size", type=int, help="token chunk (default 4096; quick 512)")
     p.add_argument("--repeats", type=int, default=2, help="layer_by_layer: interleaved repeats")
-    p.add_argument("--bootstrap", type=int, default=20, help="analysis: bootstrap replicates")
-    p.add_argument("--permutations", type=int, default=5, help="analysis: permutations")
+    p.add_argument(
+        "--bootstrap", type=int, help="analysis: bootstrap replicates (default 200; quick 20)"
+    )
+    p.add_argument("--permutations", type=int, help="analysis: permutations (default 50; quick 5)")
+    p.add_argument(
+        "--baseline-ref",
+        default=BASELINE_REF,
+        help=f"analysis: git ref of the engine to compare against (default {BASELINE_REF})",
+    )
     p.add_argument("--knn-max-tokens", type=int, help="analysis: subsample (default min(N, 4096))")
     p.add_argument("--numerics-tokens", type=int, help="numerics: N (default 200000; quick 50000)")
     p.add_argument(
@@ -564,7 +636,11 @@ def main(argv=None) -> dict:
     p.add_argument("--memory-factor", type=int, default=4)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-child", nargs=2, metavar=("BASE", "REASON"), help=argparse.SUPPRESS)
+    p.add_argument("--analysis-child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.analysis_child:
+        analysis_child(*args.analysis_child)
+        return {}
     if args.memory_child:
         memory_child(*args.memory_child, args.chunk_size or 4096)
         return {}
@@ -581,6 +657,10 @@ def main(argv=None) -> dict:
     d = args.dim or (128 if args.quick else 512)
     n_layers = args.layers or (5 if args.quick else 13)
     args.chunk_size = args.chunk_size or (512 if args.quick else 4096)
+    if args.bootstrap is None:
+        args.bootstrap = 20 if args.quick else 200
+    if args.permutations is None:
+        args.permutations = 5 if args.quick else 50
     report = {
         "machine": {
             "python": platform.python_version(),

@@ -8,10 +8,12 @@ rule evaluate_mteb:
     input:
         model=lambda wc: PLAN.eval_model_input(wc.model, wc.stage, wc.seed),
         prompts=PLAN.eval_prompts(),
+        authors=PLAN.eval_authors_input(),
         data=lambda wc: PLAN.eval_data_input(wc.bench),
     output:
         cache=directory(paths.MTEB_CACHE),
         scores=paths.MTEB_SCORES,
+        instructions=paths.MTEB_INSTRUCTIONS,
     log:
         "logs/evaluate_mteb/{model}/{stage}/seed{seed}/{bench}.log",
     benchmark:
@@ -31,6 +33,7 @@ rule evaluate_mteb:
         tasks=lambda wc: PLAN.eval_tasks(wc.bench),
         model_name=lambda wc: evaluated_model_name(wc.model, wc.stage, wc.seed),
         device=PLAN.device,
+        authors=PLAN.eval_instruction_settings(),
         settings=PLAN.eval_settings(),
     script:
         "../workflow/scripts/evaluate_mteb.py"
@@ -44,11 +47,13 @@ localrules:
 rule mteb_table1:
     input:
         scores=[f["path"] for f in PLAN.score_files()],
+        instructions=[f["path"] for f in PLAN.instruction_files()],
     output:
         table=paths.TABLE1,
         markdown="results/mteb/table1.md",
         backbone="results/mteb/table1_backbone.csv",
         summary="results/mteb/summary.csv",
+        instructions=paths.INSTRUCTIONS,
     log:
         "logs/mteb_table1.log",
     conda:
@@ -78,3 +83,26 @@ rule prefetch_mteb:
         cache_dir=PLAN.hub_cache_dir,
     script:
         "../workflow/scripts/prefetch_mteb.py"
+
+
+# The authors' instruction files (evaluation.prompts: {authors: <URL>, authors_bright: <URL>}),
+# downloaded on the submit node, checked to parse, with their sha256 recorded
+# (hrsa.prefetch.prefetch_authors_file). A local path needs no download.
+localrules:
+    prefetch_prompts,
+
+
+rule prefetch_prompts:
+    output:
+        file=paths.PREFETCH_PROMPTS,
+        record=paths.PREFETCH_PROMPTS_RECORD,
+    log:
+        "logs/prefetch_prompts/{source}.log",
+    wildcard_constraints:
+        source=paths.alternatives(paths.AUTHORS_PROMPTS),
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        url=lambda wc: PLAN.prompt_url(wc.source),
+    script:
+        "../workflow/scripts/prefetch_prompts.py"

@@ -6,6 +6,7 @@ rule hrsa:
     input:
         base=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "base"),
         reasoning=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "reasoning"),
+        plugins=PLAN.hrsa_plugin_files(),
     output:
         metrics=f"{paths.HRSA_DIR}/metrics.csv",
         summary=f"{paths.HRSA_DIR}/summary.json",
@@ -20,6 +21,7 @@ rule hrsa:
         gpu=PLAN.hrsa_gpus,
     params:
         settings=PLAN.hrsa_settings(),
+        plugins=PLAN.hrsa_plugins(),
     script:
         "../workflow/scripts/hrsa_metrics.py"
 
@@ -36,6 +38,6 @@ rule cross_model_probe:
         "../envs/hrsa.yaml"
     threads: THREADS
     params:
-        settings=PLAN.probe_settings(),
+        settings=lambda wc: PLAN.probe_settings(wc.dataset),
     script:
         "../workflow/scripts/cross_model_probe.py"

@@ -1,6 +1,7 @@
 # One target that downloads everything a run needs from the Hugging Face Hub: every configured
 # hub model revision, every published embedding model (models.<key>.embedding_source), the probe
-# datasets, the training data (when a model is trained) and the mteb benchmarks' datasets
+# datasets, the training data (when a model is trained), the mteb benchmarks' datasets and the
+# authors' instruction files given as URLs (evaluation.prompts.authors, rule prefetch_prompts)
 # (hrsa.plan.Plan.prefetch_inputs). Run it on a node with internet (the submit node); compute
 # jobs then run offline.
 #   snakemake prefetch --cores 1 --configfile config/paper.yaml

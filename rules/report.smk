@@ -15,6 +15,7 @@ localrules:
     report_figure3,
     report_figure4,
     report_figure5,
+    report_table8_figure,
     report_layer_grid,
     report_probe_grid,
     report_pair,
@@ -24,7 +25,8 @@ localrules:
 
 rule report_table1:
     input:
-        paths.TABLE1,
+        table=paths.TABLE1,
+        instructions=paths.INSTRUCTIONS,
     output:
         csv=report(
             f"{paths.REPORT}/table1.csv",
@@ -33,6 +35,13 @@ rule report_table1:
             labels={"table": "Table 1"},
         ),
         md=f"{paths.REPORT}/table1.md",
+        appendix_csv=report(
+            f"{paths.INSTRUCTIONS_APPENDIX}.csv",
+            caption="../workflow/report/instructions.rst",
+            category="Tables",
+            labels={"table": "Table 1: instructions"},
+        ),
+        appendix_md=f"{paths.INSTRUCTIONS_APPENDIX}.md",
     log:
         "logs/report/table1.log",
     conda:
@@ -209,6 +218,32 @@ rule report_figure4:
         dataset=PLAN.probe_dataset(),
     script:
         "../workflow/scripts/report_figure4.py"
+
+
+rule report_table8_figure:
+    input:
+        metrics=PLAN.hrsa_results("metrics.csv", datasets=[PLAN.main_dataset()]),
+        plugins=PLAN.hrsa_plugin_files(),
+    output:
+        png=report(
+            f"{paths.REPORT}/{paths.TABLE8_FIGURE}.png",
+            caption="../workflow/report/table8_figure.rst",
+            category="Figures",
+            labels={"figure": "Table 8 alternatives"},
+        ),
+        pdf=f"{paths.REPORT}/{paths.TABLE8_FIGURE}.pdf",
+        csv=f"{paths.REPORT}/{paths.TABLE8_FIGURE}.csv",
+    log:
+        "logs/report/table8_figure.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        **PLAN.report_names(),
+        metrics=PLAN.extra_metrics(),
+        plugins=PLAN.hrsa_plugins(),
+        dataset=PLAN.main_dataset(),
+    script:
+        "../workflow/scripts/report_table8_figure.py"
 
 
 rule report_figure5:

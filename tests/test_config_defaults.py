@@ -85,6 +85,11 @@ def test_evaluation_defaults_are_the_schemas():
     check(signature_defaults(run.benchmark_tasks), {"seed": "evaluation.mteb_seed"})
     for func in (aggregate.table1, aggregate.table1_markdown, aggregate.write_table1):
         check(signature_defaults(func), {"score": "evaluation.table1_score"})
+    from hrsa.evaluate.authors import AuthorsInstructions
+
+    unlisted = {"unlisted": "evaluation.prompts.unlisted"}
+    check(signature_defaults(AuthorsInstructions.from_files), unlisted)
+    check({"unlisted": AuthorsInstructions.__dataclass_fields__["unlisted"].default}, unlisted)
     pytest.importorskip("mteb")
     from hrsa.evaluate.encoder import InstructionMeanPoolEncoder
 
@@ -110,8 +115,8 @@ def test_hrsa_settings_defaults_are_the_schemas():
         value = getattr(settings, f.name)
         if f.name == "device":  # derived default: the top-level device
             assert value == schema_default("device")
-        elif f.name == "knn_k":
-            assert list(value) == schema_default("hrsa.knn_k")
+        elif f.name in ("knn_k", "extra_metrics"):  # lists in the schema, tuples here
+            assert list(value) == schema_default(f"hrsa.{f.name}")
         else:
             want = schema_default(f"hrsa.{f.name}")
             assert value == want and type(value) is type(want), f.name

@@ -5,6 +5,7 @@ and no per-chunk host synchronisation."""
 from __future__ import annotations
 
 import math
+import tempfile
 from collections import defaultdict
 
 import numpy as np
@@ -162,6 +163,39 @@ def test_streamed_gather_equals_a_separate_read(stores):
     for got, src in zip(st.gathered_x + st.gathered_y, xs + ys, strict=True):
         assert got.dtype == torch.float16
         assert torch.equal(got, src.gather(rows, 1000))
+
+
+def test_gather_spills_to_unlinked_files_when_ram_is_short(stores, monkeypatch, tmp_path):
+    """A subsample gather larger than its RAM share goes to memory-mapped files that are
+    unlinked at once (nothing is left in $TMPDIR, also if the job dies); the analysis is the
+    same bit for bit."""
+    a, b = stores
+    settings = HRSASettings(knn_k=[3], knn_max_tokens=80, bootstrap=4, permutations=3)
+    in_ram = compare_stores(a, b, settings)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # re-read $TMPDIR
+    monkeypatch.setattr(streaming, "gather_ram_limit", lambda: 0)
+    made = []
+    spilled = streaming.spilled_tensor
+
+    def spy(shape, dtype):
+        t = spilled(shape, dtype)
+        made.append(t)
+        return t
+
+    monkeypatch.setattr(streaming, "spilled_tensor", spy)
+    xs = [Source(a.layer(i)) for i in range(3)]
+    rows = np.sort(np.random.default_rng(0).choice(a.n_rows, 50, replace=False))
+    st = LayerStream(xs, xs, device="cpu", chunk_size=37, gather_rows=rows).run()
+    assert all(torch.equal(g, x.gather(rows, 1000)) for g, x in zip(st.gathered_x, xs, strict=True))
+    assert len(made) == 6 and list(tmp_path.iterdir()) == []
+    on_disk = compare_stores(a, b, settings)
+    assert len(made) > 6
+    assert on_disk.summary()["headline"] == in_ram.summary()["headline"]
+    np.testing.assert_array_equal(
+        on_disk.subsample.linear_cka_boot, in_ram.subsample.linear_cka_boot
+    )
+    np.testing.assert_array_equal(on_disk.subsample.knn[3], in_ram.subsample.knn[3])
 
 
 def test_cuda_staging_logic_on_the_cpu(stores, monkeypatch):

@@ -56,6 +56,29 @@ def test_shared_offset_matches_fp64_brute_force(offset, dtype):
     assert any(not np.array_equal(old[k].numpy(), ref[k]) for k in KS)
 
 
+def test_dense_offset_exact_and_rechecks_only_the_boundary(monkeypatch):
+    """Every row shares a large component spread over all features (all cosines near 1): the
+    sets equal the fp64 brute force, and the fp64 re-check touches few candidates (with only
+    the candidates shifted it took every pair at N=4096, D=512)."""
+    rng = np.random.default_rng(6)
+    Z = (rng.standard_normal((1500, 128)) + 20.0 * rng.standard_normal(128)).astype(np.float16)
+    ref, sim = fp64_neighbours(Z, KS)
+    assert boundary_gap(sim, KS) > 1e-14
+    rechecked = []
+    exact = geometry._BoundarySearch._exact
+
+    def spy(self, q64, cols, mask):
+        rechecked.append(int(mask.sum()))
+        return exact(self, q64, cols, mask)
+
+    monkeypatch.setattr(geometry._BoundarySearch, "_exact", spy)
+    got = nearest_neighbours(Z, KS)
+    for k in KS:
+        assert np.array_equal(got[k], ref[k]), k
+    # measured: 90 candidates in all (2084 with the unshifted query)
+    assert sum(rechecked) < len(Z) // 4
+
+
 def test_overlap_under_offset_equals_fp64_overlap():
     X = offset_data(800, 16, 1e4, np.float16, seed=1)
     Y = (X.astype(np.float32) + np.random.default_rng(2).standard_normal(X.shape)).astype(
@@ -94,23 +117,37 @@ def test_duplicate_rows_keep_index_order(offset):
 
 
 def test_screen_error_bound_holds():
-    """|fl32 score - fp64 value| <= kappa sum |q_i| |d_i| on shifted offset data, and the bound
-    is not vacuous (within a factor of the observed error for a worst-case-ish sum)."""
+    """|screen score - fp64 value| <= the per-query bound on shifted offset data, for every
+    query and candidate; the bound is not vacuous (within a factor of the observed error), and
+    shifting the query as well makes it much smaller than the unshifted query's bound."""
     Z = torch.from_numpy(offset_data(600, 64, 1e4, np.float32, seed=4))
     uniq, inverse, counts = torch.unique(Z, dim=0, return_inverse=True, return_counts=True)
     rows = geometry._ShiftedRows(uniq, inverse, counts, "Z")
     g = torch.arange(len(uniq))
     q64, d64 = rows.unit(g), rows.shifted(g)
-    scores = (q64.float() @ rows.d32.T).double()
-    exact = q64 @ d64.T
-    scale = q64.abs() @ d64.abs().T
     kappa = geometry._screen_error_factor(64, torch.device("cpu"))
-    err = (scores - exact).abs()
-    assert bool((err <= kappa * scale).all())
-    assert float((err / scale).max()) > kappa / 1000
-    # the per-query bound used by the search dominates every pair's sum
-    per_query = torch.minimum(q64.abs() @ rows.feature_max, q64.norm(dim=1) * rows.norm_max)
-    assert bool((scale <= per_query[:, None] * (1 + 1e-12)).all())
+    scores, bound = rows.screen(q64, kappa)
+    # r as the fp64 re-check computes it, one candidate at a time
+    exact = torch.stack([(d64 * q).sum(1) for q in q64])
+    err = (scores.double() - exact).abs()
+    assert bool((err <= bound[:, None]).all())
+    assert float((err / bound[:, None]).max()) > 1e-3
+    # the unshifted query's bound (the search before): every pair's sum, and far looser
+    unshifted = torch.minimum(q64.abs() @ rows.feature_max, q64.norm(dim=1) * rows.norm_max)
+    assert bool(((q64.abs() @ d64.abs().T) <= unshifted[:, None] * (1 + 1e-12)).all())
+    assert float((bound / (kappa * unshifted)).max()) < 1.0
+    # a shared offset along a dense direction (every feature): the query's shift takes most of
+    # the bound away, so the fp64 re-check stays at the boundary (it took every pair before)
+    rng = np.random.default_rng(5)
+    W = rng.standard_normal((600, 64)) + 20.0 * rng.standard_normal(64)
+    uniq, inverse, counts = torch.unique(
+        torch.from_numpy(W.astype(np.float32)), dim=0, return_inverse=True, return_counts=True
+    )
+    rows = geometry._ShiftedRows(uniq, inverse, counts, "W")
+    q64 = rows.unit(torch.arange(len(uniq)))
+    _, bound = rows.screen(q64, kappa)
+    unshifted = torch.minimum(q64.abs() @ rows.feature_max, q64.norm(dim=1) * rows.norm_max)
+    assert float((bound / (kappa * unshifted)).max()) < 0.1
 
 
 def test_widening_and_full_fallback_stay_exact(monkeypatch):

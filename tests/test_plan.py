@@ -93,6 +93,77 @@ def test_a_local_source_directory_needs_no_prefetch():
     assert "results/prefetch/models/qwen3-4b.json" not in plan.prefetch_inputs()
 
 
+AUTHORS_URL = (
+    "https://raw.githubusercontent.com/HKUST-KnowComp/Reasoning-Embedding/"
+    "761051bc8d9450a20bee0dddfb3c28c714c9d23a/evaluation/task_prompts.json"
+)
+
+
+def test_the_authors_instructions_are_prefetched_and_read_by_every_evaluation():
+    cfg = load("paper.yaml")
+    cfg["evaluation"]["prompts"] = {"authors": AUTHORS_URL}
+    plan = plan_of(cfg)
+    records = [
+        "results/prefetch/prompts/authors.json",
+        "results/prefetch/prompts/authors_bright.json",
+    ]
+    # `snakemake prefetch` downloads both of the authors' files (the BRIGHT one by default)
+    assert [f for f in plan.prefetch_inputs() if "/prompts/" in f] == records
+    assert plan.prompt_downloads() == ["authors", "authors_bright"]
+    assert plan.prompt_url("authors") == AUTHORS_URL
+    assert plan.prompt_url("authors_bright").endswith(
+        "/761051bc8d9450a20bee0dddfb3c28c714c9d23a/evaluation/evaluate_bright.py"
+    )
+    downloads = [
+        "results/prefetch/prompts/authors.raw",
+        "results/prefetch/prompts/authors_bright.raw",
+    ]
+    assert plan.eval_authors_input() == downloads
+    assert plan.eval_prompts() == "config/prompts.yaml"  # the fallback
+    assert plan.eval_instruction_settings() == {
+        "authors": downloads[0],
+        "authors_origin": AUTHORS_URL,
+        "authors_bright": downloads[1],
+        "authors_bright_origin": plan.prompt_url("authors_bright"),
+        "unlisted": "authors_default",
+    }
+    assert len(plan.instruction_files()) == len(plan.eval_runs()) == 99
+    assert plan.instruction_files()[0]["path"].endswith(".instructions.csv")
+    assert plan.table1_settings()["instruction_files"] == plan.instruction_files()
+    # {} = the authors' files at the pinned commit, the schema's defaults
+    cfg = load("paper.yaml")
+    cfg["evaluation"]["prompts"] = {}
+    assert plan_of(cfg).prompt_url("authors") == AUTHORS_URL
+
+
+def test_local_authors_files_need_no_download_and_a_plain_file_none():
+    cfg = load("config.yaml")
+    cfg["evaluation"]["prompts"] = {
+        "authors": "mine/task_prompts.json",
+        "authors_bright": None,
+        "unlisted": "fallback",
+        "fallback": "mine/prompts.yaml",
+    }
+    plan = plan_of(cfg, local=["mine/task_prompts.json"])
+    assert plan.prompt_downloads() == [] and not [
+        f for f in plan.prefetch_inputs() if "prompts" in f
+    ]
+    assert plan.eval_authors_input() == ["mine/task_prompts.json"]
+    assert plan.eval_prompts() == "mine/prompts.yaml"
+    settings = plan.eval_instruction_settings()
+    assert settings["authors_bright"] is None and settings["unlisted"] == "fallback"
+    with pytest.raises(ConfigError, match="config key evaluation.prompts.authors: 'mine/"):
+        plan_of(cfg).eval_authors_input()  # neither a URL nor an existing file
+    plain = plan_of(load("config.yaml"))
+    assert plain.eval_prompts() == "config/prompts.yaml" and not plain.uses_authors_prompts()
+    assert plain.eval_authors_input() == [] and plain.eval_instruction_settings() is None
+    # the plan's keys of the authors' files are the library's
+    from hrsa.evaluate.authors import KINDS
+    from hrsa.plan import AUTHORS_PROMPTS
+
+    assert AUTHORS_PROMPTS == KINDS
+
+
 def test_stage_inputs_and_paths(default):
     assert default.stage_model_input("tiny-base", "backbone") == "results/models/tiny-base"
     assert default.stage_model_input("tiny-base", "step0") == "results/models/tiny-base"
@@ -244,7 +315,7 @@ def test_report_plan_follows_the_config(default):
     assert default.main_dataset() == "cot" and default.probe_dataset() == "ag_news"
     assert default.include_table1()
     tables = {Path(t).stem for t in default.report_tables()}
-    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 7, 12, 13)}
+    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 7, 12, 13)} | {"instructions"}
     assert default.dynamics_results("tiny-sft-control") == [
         f"results/hrsa/tiny-sft-control/{s}/cot/summary.json"
         for s in ("backbone", "step10", "step20", "step30")
@@ -275,4 +346,59 @@ def test_report_and_dynamics_choices_must_name_what_the_plan_has(section, key, v
     cfg = load("config.yaml")
     cfg.setdefault(section, {})[key] = value
     with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(cfg)
+
+
+def _numeric_mmlu(cfg: dict) -> dict:
+    """config.yaml with mmlu_pro (listed before ag_news) labelled with a numeric target."""
+    cfg["probe_datasets"]["mmlu_pro"].update(labelled=True, target="numeric")
+    return cfg
+
+
+def test_a_numeric_probe_dataset_gets_the_ridge_probe():
+    plain = plan_of(load("config.yaml"))
+    plan = plan_of(_numeric_mmlu(load("config.yaml")))
+    assert plan.probe_target("mmlu_pro") == "numeric" and plan.probe_target("ag_news") == "class"
+    assert plan.probe_settings("mmlu_pro") == {"alpha": 1.0, "seed": 42, "task": "numeric"}
+    # a class dataset's job records exactly what it recorded before the ridge probe
+    assert plan.probe_settings("ag_news") == plain.probe_settings("ag_news")
+    assert plan.probe_settings("ag_news") == {"C": 1.0, "max_iter": 1000, "seed": 42}
+    probes = sorted(t for t in plan.hrsa_targets() if t.endswith("probe.csv"))
+    assert "results/hrsa/tiny-sft-control/emb/mmlu_pro/probe.csv" in probes
+    assert len(probes) == 8  # 2 pairs x 2 stages x (ag_news, mmlu_pro)
+    # the target is not data: the probe-data job of a class dataset records what it did before
+    assert "target" not in plan.probe_spec("mmlu_pro")
+    assert plan.probe_spec("ag_news") == plain.probe_spec("ag_news")
+    # the report's default probe dataset skips the numeric one (its readout is accuracy)
+    assert plan.probe_dataset() == "ag_news"
+    assert all("/ag_news/" in p for p in plan.probe_results())
+    rule = (ROOT / "rules" / "hrsa.smk").read_text()
+    assert "settings=lambda wc: PLAN.probe_settings(wc.dataset)" in rule
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "message"),
+    [
+        ("report", "probe_dataset", "config key report.probe_dataset: 'mmlu_pro' has a numeric"),
+        ("hrsa.probe", "dataset", "config key hrsa.probe.dataset: 'mmlu_pro' has a numeric"),
+    ],
+)
+def test_a_numeric_report_probe_dataset_is_a_config_error(section, key, message):
+    cfg = _numeric_mmlu(load("config.yaml"))
+    where = cfg
+    for part in section.split("."):
+        where = where.setdefault(part, {})
+    where[key] = "mmlu_pro"
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate_config(cfg)
+
+
+def test_a_numeric_target_needs_a_labelled_dataset():
+    cfg = load("config.yaml")
+    cfg["probe_datasets"]["mmlu_pro"]["target"] = "numeric"
+    with pytest.raises(ConfigError, match=re.escape("config key probe_datasets.mmlu_pro.target")):
+        validate_config(cfg)
+    cfg = load("config.yaml")
+    cfg["probe_datasets"]["mmlu_pro"]["target"] = "regression"
+    with pytest.raises(ConfigError, match="probe_datasets.mmlu_pro.target"):
         validate_config(cfg)

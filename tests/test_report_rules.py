@@ -64,6 +64,7 @@ def make_config(
     table1=True,
     untrained=(),
     mining=None,
+    extra=(),
 ) -> dict:
     """A config (not yet validated) for the example tree: generated probe datasets cot and mmlu,
     ag_news labelled (and an HRSA dataset) when ``labelled``, snapshot steps 0 and 100."""
@@ -81,6 +82,8 @@ def make_config(
     config["hrsa"] = {"datasets": [*DATASETS, *(["ag_news"] if labelled else [])]}
     if labelled:
         config["hrsa"]["probe"] = {"dataset": "ag_news"}
+    if extra:
+        config["hrsa"]["extra_metrics"] = list(extra)
     config["training"] = {"enabled": training, "save_every": 100, "max_steps": 100}
     if mining is not None:
         config["training"]["mining"] = mining
@@ -114,6 +117,8 @@ def plan_for(trees):
 def expected(tables, figures, pairs, dynamics) -> list[str]:
     """Every report file, under results/report/, of the given tables, figures and pairs."""
     files = [f"table{n}.{ext}" for n in tables for ext in ("csv", "md")]
+    if 1 in tables:  # Table 1's appendix: every evaluated task's instruction
+        files += ["instructions.csv", "instructions.md"]
     stems = [f"figure{n}" for n in figures] + [f"pairs/{p}" for p in pairs]
     stems += [f"figure5/{p}" for p in dynamics]
     files += [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
@@ -148,15 +153,19 @@ def report_inputs(plan: Plan) -> set[str]:
 
 
 def test_default_report_lists_every_table_and_figure(plan_for):
-    plan = plan_for()
-    assert sorted(plan.report_targets()) == expected(
-        tables=ALL_TABLES, figures=ALL_FIGURES, pairs=PAIRS, dynamics=PAIRS
+    plan = plan_for(extra=["feature_wasserstein"])
+    table8 = [f"results/report/figure_table8.{ext}" for ext in ("csv", "pdf", "png")]
+    assert sorted(plan.report_targets()) == sorted(
+        expected(tables=ALL_TABLES, figures=ALL_FIGURES, pairs=PAIRS, dynamics=PAIRS) + table8
     )
     assert len(set(plan.report_targets())) == len(plan.report_targets())
     assert plan.report_targets()[0] == "results/report/README.md"
     assert sorted(plan.report_tables()) == expected(ALL_TABLES, (), (), ())[1:]
-    assert sorted(plan.report_figures()) == expected((), ALL_FIGURES, PAIRS, PAIRS)[1:]
+    assert sorted(plan.report_figures()) == sorted(
+        expected((), ALL_FIGURES, PAIRS, PAIRS)[1:] + table8
+    )
     assert plan.report_skipped() == {}
+    assert plan.extra_metrics() == ["feature_wasserstein"]
     assert plan.include_table1()
     assert plan.figure3_pairs() == ["sft", "prorl"]  # the first SFT and the first RLVR pair
     assert plan.report_stages() == ["backbone", "emb"]
@@ -181,6 +190,7 @@ def test_report_without_training_evaluation_or_labels(plan_for):
         "Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)",
         "Figures 4, 12, 13",
         "Figure 5",
+        "Table 8 alternatives",
     }
     assert all(reason for reason in plan.report_skipped().values())
     # no embedding stage is read anywhere

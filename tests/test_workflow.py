@@ -50,6 +50,11 @@ def run(tmp_path, *args, check=True):
 def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     """The README's run on a shrunken default config: every stage, every contract."""
     cfg = small_config(tmp_path)
+    # a metric from outside the package, as a plug-in file, next to the configured ones
+    config = yaml.safe_load(cfg.read_text())
+    config["hrsa"]["plugins"] = [str(ROOT / "tests" / "plugins" / "toy_metric.py")]
+    config["hrsa"]["extra_metrics"] = [*config["hrsa"]["extra_metrics"], "spread_ratio"]
+    cfg.write_text(yaml.safe_dump(config))
     run(tmp_path, "--cores", "2", "--configfile", str(cfg))
     res = tmp_path / "results"
     pairs = ("tiny-small-update", "tiny-sft-control")
@@ -99,6 +104,10 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
                 assert (metrics["metric"] == "linear_cka").sum() == 25
                 summary = json.loads((out / "summary.json").read_text())
                 assert 0 <= summary["headline"]["h_inv_final"]["value"] <= 1
+                # every extra metric, the plug-in's too, per hidden state
+                for name in config["hrsa"]["extra_metrics"]:
+                    assert (metrics["metric"] == name).sum() == 5, name
+                    assert len(summary["extra_metrics"][name]["per_layer"]) == 5
             assert len(pd.read_csv(res / "hrsa" / pair / stage / "ag_news" / "probe.csv")) == 12
         for step in (10, 20, 30):
             assert (res / "hrsa" / pair / f"step{step}" / "cot" / "summary.json").is_file()
@@ -125,6 +134,11 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
         assert f"figure{n}.png" in readme
     for pair in pairs:
         assert (report / "figure5" / f"{pair}.png").is_file()
+    # the Table 8 figure draws every extra metric, the plug-in's too, for every pair
+    assert (report / "figure_table8.png").is_file() and "figure_table8.png" in readme
+    drawn = pd.read_csv(report / "figure_table8.csv")
+    assert set(drawn["metric"]) == set(config["hrsa"]["extra_metrics"])
+    assert set(drawn[drawn["metric"] == "spread_ratio"]["pair"]) == set(pairs)
     assert (
         tmp_path / "logs" / "extract_activations" / "tiny-base" / "backbone" / "cot.log"
     ).is_file()

@@ -19,7 +19,12 @@ SCHEMA = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 # One owner each: the plan (hrsa.plan) drops them from the rule's settings and the library's
 # settings class (HRSASettings, TrainConfig) ignores them; tests keep both sides in step with the
 # schema.
-HRSA_OTHER_KEYS = ("datasets", "probe", "gpus")  # HRSASettings takes every other key of hrsa
+HRSA_OTHER_KEYS = (
+    "datasets",
+    "probe",
+    "gpus",
+    "plugins",
+)  # HRSASettings takes every other key of hrsa
 TRAINING_OTHER_KEYS = ("enabled", "seeds", "gpus", "data", "mining", "dynamics_datasets")
 
 
@@ -197,6 +202,12 @@ def _check_references(config: dict) -> None:
         for name in names:
             if name is not None and name not in allowed:
                 raise ConfigError(f"config key {key}: {name!r} is not one of {where} {allowed}")
+    for name, spec in config["probe_datasets"].items():
+        if spec.get("target", "class") == "numeric" and not spec.get("labelled", False):
+            raise ConfigError(
+                f"config key probe_datasets.{name}.target: numeric needs labelled: true (the "
+                "ridge probe's target is the dataset's labels)"
+            )
     chosen = report.get("probe_dataset")
     if chosen is not None and not config["probe_datasets"][chosen].get("labelled", False):
         raise ConfigError(
@@ -211,4 +222,11 @@ def _check_references(config: dict) -> None:
         if not config["probe_datasets"][probe].get("labelled", False):
             raise ConfigError(
                 f"config key hrsa.probe.dataset: {probe!r} must be labelled (labelled: true)"
+            )
+    for key, name in (("report.probe_dataset", chosen), ("hrsa.probe.dataset", probe)):
+        if name is not None and config["probe_datasets"][name].get("target") == "numeric":
+            raise ConfigError(
+                f"config key {key}: {name!r} has a numeric target (probe_datasets.{name}.target: "
+                "numeric); only class-target datasets feed the report's probe figures and "
+                "Table 2, whose readout is the probe's accuracy"
             )

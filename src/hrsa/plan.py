@@ -35,6 +35,10 @@ PREFETCH_MODEL = "results/prefetch/models/{model}.json"
 PREFETCH_EMBEDDING = "results/prefetch/embeddings/{model}.json"
 PREFETCH_MTEB = "results/prefetch/mteb/{bench}.json"
 PREFETCH_DONE = "results/prefetch/done"
+# the authors' instruction files (evaluation.prompts.authors / authors_bright at a URL): the
+# downloaded file and its record (url, sha256)
+PREFETCH_PROMPTS = "results/prefetch/prompts/{source}.raw"
+PREFETCH_PROMPTS_RECORD = "results/prefetch/prompts/{source}.json"
 PROBE_DATA = "results/data/probe/{dataset}.jsonl"
 TRAIN_DATA = "results/data/train/contrastive.jsonl"
 TRAIN_DATA_REPORT = "results/data/train/contrastive.jsonl.report.json"
@@ -47,7 +51,9 @@ HRSA_DIR = "results/hrsa/{pair}/{stage}/{dataset}"
 EMBEDDING_DIR = "results/embeddings/{model}/seed{seed}"
 MTEB_SCORES = "results/mteb/{model}/{stage}/seed{seed}/{bench}.csv"
 MTEB_CACHE = "results/mteb/{model}/{stage}/seed{seed}/{bench}"
+MTEB_INSTRUCTIONS = "results/mteb/{model}/{stage}/seed{seed}/{bench}.instructions.csv"
 TABLE1 = "results/mteb/table1.csv"
+INSTRUCTIONS = "results/mteb/instructions.csv"
 REPORT = "results/report"
 
 # Report figures and tables drawn per metric/stage (paper Figures 6-13, Tables 12-13).
@@ -60,7 +66,15 @@ LAYER_GRIDS = {
     "11": ("knn_overlap", "emb"),
 }
 PROBE_GRIDS = {"12": "backbone", "13": "emb"}
+#: the figure of hrsa.extra_metrics (Table 8 alternatives and plug-ins), under REPORT
+TABLE8_FIGURE = "figure_table8"
 H_INV_TABLES = {"12": "backbone", "13": "emb"}
+# The report's appendix to Table 1: the instruction of every evaluated task and its source.
+INSTRUCTIONS_APPENDIX = f"{REPORT}/instructions"
+
+# Keys of the mapping form of evaluation.prompts naming one of the authors' instruction files
+# (hrsa.evaluate.authors.KINDS), in lookup order.
+AUTHORS_PROMPTS = ("authors", "authors_bright")
 
 
 def alternatives(names) -> str:
@@ -401,7 +415,16 @@ class Plan:
 
     # ------------------------------------------------------------------ probe data
     def probe_spec(self, dataset: str) -> dict:
-        return normalised(self.config["probe_datasets"][dataset])
+        """The spec the probe-data rule materialises. ``target`` says how the labels are
+        probed, not what the data is: it is left out, so that setting it never remakes the
+        data (and every activation store after it)."""
+        spec = self.config["probe_datasets"][dataset]
+        return normalised({k: v for k, v in spec.items() if k != "target"})
+
+    def probe_target(self, dataset: str) -> str:
+        """``probe_datasets.<dataset>.target``: ``class`` (logistic-regression probe) or
+        ``numeric`` (ridge-regression probe)."""
+        return str(self.config["probe_datasets"][dataset]["target"])
 
     def probe_local_input(self, dataset: str) -> list[str]:
         local = self.config["probe_datasets"][dataset].get("local")
@@ -523,6 +546,19 @@ class Plan:
             for m, st, s, b in self.eval_runs()
         ]
 
+    def instruction_files(self) -> list[dict]:
+        """The instruction table of every evaluation run (what each task's queries got)."""
+        return [
+            {
+                "model": m,
+                "stage": st,
+                "seed": s,
+                "benchmark": self.benchmarks[b],
+                "path": MTEB_INSTRUCTIONS.format(model=m, stage=st, seed=s, bench=b),
+            }
+            for m, st, s, b in self.eval_runs()
+        ]
+
     def evaluation_targets(self) -> list[str]:
         if not (self.evaluation_enabled and self.eval_models()):
             return []
@@ -552,13 +588,69 @@ class Plan:
     def eval_tasks(self, slug: str) -> list[str] | None:
         return (self.evaluation["tasks"] or {}).get(self.benchmarks[slug])
 
-    def eval_prompts(self) -> str:
-        """The instruction file; a relative path not found here is taken from the workflow's
-        directory (a run with ``-d`` elsewhere)."""
-        path = self.evaluation["prompts"]
+    def _resource(self, path: str) -> str:
+        """A relative path not found here is taken from the workflow's directory (a run with
+        ``-d`` elsewhere)."""
         if os.path.isabs(path) or self.basedir is None or os.path.exists(path):
             return path
         return os.path.join(self.basedir, path)
+
+    def uses_authors_prompts(self) -> bool:
+        """evaluation.prompts is the mapping form: the authors' published instructions."""
+        return isinstance(self.evaluation["prompts"], Mapping)
+
+    def eval_prompts(self) -> str:
+        """This project's prompts file: evaluation.prompts itself, or its ``fallback``."""
+        prompts = self.evaluation["prompts"]
+        return self._resource(prompts["fallback"] if self.uses_authors_prompts() else prompts)
+
+    def authors_prompt_sources(self) -> dict[str, str]:
+        """The authors' instruction files as configured (URL or path), by key
+        (:data:`AUTHORS_PROMPTS`; a key set to null is left out); none with a plain file."""
+        if not self.uses_authors_prompts():
+            return {}
+        prompts = self.evaluation["prompts"]
+        return {k: prompts[k] for k in AUTHORS_PROMPTS if prompts.get(k)}
+
+    def prompt_downloads(self) -> list[str]:
+        """Keys of the authors' files given as URLs: ``prefetch_prompts`` downloads them."""
+        from .prefetch import is_url
+
+        return [k for k, where in self.authors_prompt_sources().items() if is_url(where)]
+
+    def prompt_url(self, source: str) -> str:
+        return self.authors_prompt_sources()[source]
+
+    def authors_prompt_files(self) -> dict[str, str]:
+        """The local file of each of the authors' instruction files: the download for a URL,
+        else the path."""
+        downloads, files = self.prompt_downloads(), {}
+        for key, where in self.authors_prompt_sources().items():
+            if key in downloads:
+                files[key] = PREFETCH_PROMPTS.format(source=key)
+                continue
+            files[key] = self._resource(where)
+            if not self._exists(files[key]):
+                raise ConfigError.at(
+                    f"evaluation.prompts.{key}",
+                    f"{where!r} is neither a URL nor an existing file",
+                )
+        return files
+
+    def eval_authors_input(self) -> list[str]:
+        return list(self.authors_prompt_files().values())
+
+    def eval_instruction_settings(self) -> dict | None:
+        """What ``hrsa.evaluate.instructions.load_instructions`` needs besides the prompts
+        file: the authors' files, where they came from and ``unlisted`` (None: a plain file)."""
+        if not self.uses_authors_prompts():
+            return None
+        files, sources = self.authors_prompt_files(), self.authors_prompt_sources()
+        settings = {"unlisted": self.evaluation["prompts"]["unlisted"]}
+        for key in AUTHORS_PROMPTS:
+            settings[key] = files.get(key)
+            settings[f"{key}_origin"] = sources.get(key)
+        return normalised(settings)
 
     def eval_settings(self) -> dict:
         e = self.evaluation
@@ -581,6 +673,7 @@ class Plan:
             "labels": {m: s.get("label", m) for m, s in self.config["models"].items()},
             "published": {m: self.embedding_spec(m)["source"] for m in self.published_models()},
             "score": self.evaluation["table1_score"],
+            "instruction_files": [normalised(f) for f in self.instruction_files()],
         }
 
     # ------------------------------------------------------------------ HRSA
@@ -590,8 +683,28 @@ class Plan:
         settings.update({k: v for k, v in self.config["hrsa"].items() if k not in HRSA_OTHER_KEYS})
         return normalised(settings)
 
-    def probe_settings(self) -> dict:
+    def extra_metrics(self) -> list[str]:
+        """hrsa.extra_metrics: registered metrics computed on the subsample besides the paper's."""
+        return [str(m) for m in self.config["hrsa"]["extra_metrics"]]
+
+    def hrsa_plugins(self) -> list[str]:
+        """hrsa.plugins: modules or .py files (relative to the working directory) that register
+        metrics, imported by the HRSA job before it computes."""
+        return [str(p) for p in self.config["hrsa"]["plugins"]]
+
+    def hrsa_plugin_files(self) -> list[str]:
+        """The plug-ins given as files: inputs of the HRSA jobs (an edit reruns them)."""
+        return [p for p in self.hrsa_plugins() if p.endswith(".py")]
+
+    def probe_settings(self, dataset: str | None = None) -> dict:
+        """Keyword arguments of ``hrsa.metrics.probe_stores`` for ``dataset``'s probe: the split
+        seed and, for a class target (and without a dataset), the logistic regression's ``C``
+        and ``max_iter``; for a numeric target ``task: numeric`` and the ridge's ``alpha``.
+        Only what changes the job's output is recorded, so a class probe does not rerun when
+        ``alpha`` changes, nor a numeric one when ``C`` does."""
         probe = self.config["hrsa"]["probe"]
+        if dataset is not None and self.probe_target(dataset) == "numeric":
+            return normalised({"seed": probe["seed"], "alpha": probe["alpha"], "task": "numeric"})
         return normalised({k: probe[k] for k in ("seed", "C", "max_iter")})
 
     @property
@@ -626,7 +739,11 @@ class Plan:
         return self.report.get("main_dataset") or self.hrsa_datasets[0]
 
     def probe_dataset(self) -> str | None:
-        labelled = self.labelled_datasets
+        """The labelled class-target dataset of the report's probe figures and Table 2 (their
+        readout is accuracy): ``report.probe_dataset``, else ``hrsa.probe.dataset``, else the
+        first labelled class-target HRSA dataset; None when there is none. A numeric target
+        named by either key is a config error (``hrsa.config.validate_config``)."""
+        labelled = [d for d in self.labelled_datasets if self.probe_target(d) == "class"]
         probe = self.config["hrsa"]["probe"].get("dataset")
         default = probe if probe in labelled else (labelled[0] if labelled else None)
         return self.report.get("probe_dataset") or default
@@ -714,7 +831,13 @@ class Plan:
             numbers.append(13)
         if self.include_table1():
             numbers.append(1)
-        return [f"{REPORT}/table{n}.{ext}" for n in sorted(numbers) for ext in ("csv", "md")]
+        stems = [f"{REPORT}/table{n}" for n in sorted(numbers)]
+        stems += self.report_appendices()
+        return [f"{stem}.{ext}" for stem in stems for ext in ("csv", "md")]
+
+    def report_appendices(self) -> list[str]:
+        """Stems of the report's appendices: Table 1's instructions, with Table 1."""
+        return [INSTRUCTIONS_APPENDIX] if self.include_table1() else []
 
     def report_figures(self) -> list[str]:
         stages = self.report_stages()
@@ -724,7 +847,10 @@ class Plan:
         stems = [f"figure{n}" for n in sorted(numbers)]
         stems += [f"figure5/{pair}" for pair in self.dynamics_pairs()]
         stems += [f"pairs/{pair}" for pair in self.pairs]
-        return [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+        files = [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
+        if self.extra_metrics():  # with the data it draws
+            files += [f"{REPORT}/{TABLE8_FIGURE}.{ext}" for ext in ("png", "pdf", "csv")]
+        return files
 
     def report_targets(self) -> list[str]:
         return [f"{REPORT}/README.md", *self.report_tables(), *self.report_figures()]
@@ -746,7 +872,11 @@ class Plan:
                 "no pair is trained into embedding models in this config."
             )
         if self.probe_dataset() is None:
-            skipped["Figures 4, 12, 13"] = "no labelled probe dataset is configured."
+            skipped["Figures 4, 12, 13"] = "no labelled class-target probe dataset is configured."
+        if not self.extra_metrics():
+            skipped["Table 8 alternatives"] = (
+                "no extra metrics in this config (hrsa.extra_metrics, docs/adding-a-metric.md)."
+            )
         if not self.dynamics_pairs():
             skipped["Figure 5"] = (
                 "no pair is trained with snapshots (training.save_every; a pair with a published "
@@ -757,7 +887,8 @@ class Plan:
     # ------------------------------------------------------------------ prefetch and all
     def prefetch_inputs(self) -> list[str]:
         """Everything a run downloads: hub models, published embedding models, probe data, the
-        training data (when a model is trained) and the mteb benchmarks' datasets."""
+        training data (when a model is trained), the mteb benchmarks' datasets and the authors'
+        instruction files given as URLs."""
         files = [PREFETCH_MODEL.format(model=m) for m in self.prefetched_models()]
         files += [
             PREFETCH_EMBEDDING.format(model=m)
@@ -771,6 +902,7 @@ class Plan:
                 for slug in self.benchmarks
                 if not self.is_local_benchmark(slug)
             ]
+            files += [PREFETCH_PROMPTS_RECORD.format(source=k) for k in self.prompt_downloads()]
         if self.trained_models():
             files.append(TRAIN_DATA)
         return files

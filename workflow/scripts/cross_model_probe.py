@@ -1,4 +1,8 @@
-"""Cross-model linear probe of one pair x stage x labelled dataset -> probe.csv."""
+"""Cross-model linear probe of one pair x stage x labelled dataset -> probe.csv.
+
+``params.settings`` (``hrsa.plan.Plan.probe_settings(dataset)``) carry the dataset's target: a
+class target gets the logistic probe (seed, C, max_iter), a numeric one the ridge probe (seed,
+alpha, ``task: numeric``)."""
 
 from hrsa.logs import job_setup
 

@@ -5,7 +5,9 @@ from hrsa.logs import job_setup
 job_setup(snakemake)
 
 from hrsa.metrics import HRSASettings, compare_stores  # noqa: E402
+from hrsa.metrics.registry import load_plugins  # noqa: E402
 
+load_plugins(snakemake.params.plugins)
 result = compare_stores(
     snakemake.input.base,
     snakemake.input.reasoning,

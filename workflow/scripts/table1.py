@@ -1,4 +1,5 @@
-"""Table 1: per pair and benchmark, base / reasoning means over seeds and the delta (std)."""
+"""Table 1: per pair and benchmark, base / reasoning means over seeds and the delta (std); and the
+instructions of every evaluated task, gathered from the runs."""
 
 from hrsa.logs import job_setup
 
@@ -19,6 +20,8 @@ table, problems = write_table1(
     table_md=snakemake.output.markdown,
     summary_csv=snakemake.output.summary,
     backbone_csv=snakemake.output.backbone,
+    instruction_files=[ScoreFile(**f) for f in snakemake.params.instruction_files],
+    instructions_csv=snakemake.output.instructions,
 )
 for problem in problems:
     logging.getLogger("hrsa.evaluate").warning("left out: %s", problem)

@@ -3,7 +3,10 @@
 Modules, one concern each:
 
 * :mod:`.names` - benchmark slugs and model names used in paths (no heavy imports);
-* :mod:`.instructions` - the prompts file: per-task instructions and the query template;
+* :mod:`.instructions` - the prompts file: per-task instructions and the query template, and
+  where each instruction came from;
+* :mod:`.authors` - the authors' published instruction files (task_prompts.json,
+  evaluate_bright.py) over the prompts file;
 * :mod:`.encoder` - the mteb encoder for our checkpoints and backbones (pooling: the training
   stage's :func:`hrsa.train.embedding.embed_texts`, so both pool alike);
 * :mod:`.local_tasks` - small offline mteb tasks built from the synthetic generators ("HRSA-Local");

@@ -32,8 +32,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..atomic import atomic_path
 from ..config import schema_default
 from ..errors import DataError
+from .instructions import INSTRUCTION_COLUMNS, SOURCE_LABELS, SOURCES
 
 #: the score Table 1 averages by default (``evaluation.table1_score``)
 TABLE1_SCORE = schema_default("evaluation.table1_score")
@@ -68,9 +70,15 @@ SCALE = 100.0  # Markdown only
 DELTA_DDOF = 1
 
 
+#: columns of the gathered instruction table (``results/mteb/instructions.csv``): a run's
+#: columns, then how many runs gave that row and which (``model/stage/seed``, ``; ``-separated)
+INSTRUCTIONS_COLUMNS = [*INSTRUCTION_COLUMNS, "n_runs", "runs"]
+
+
 @dataclass(frozen=True)
 class ScoreFile:
-    """Where the tidy CSV of one evaluation run is, and what it is of."""
+    """Where a file of one evaluation run is (its tidy scores, or its instruction table), and
+    what it is of."""
 
     model: str
     stage: str
@@ -179,6 +187,92 @@ def summarize(files: list[ScoreFile]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
+def read_instruction_table(path: str | os.PathLike) -> pd.DataFrame:
+    """An instruction table (a run's, or the gathered one): every cell a string, empty for none;
+    a missing column is a :class:`DataError` naming the file."""
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    missing = [c for c in INSTRUCTION_COLUMNS if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {missing} (has {list(df.columns)})")
+    return df
+
+
+def gather_instructions(files: list[ScoreFile]) -> tuple[pd.DataFrame, list[str]]:
+    """The instruction tables of the runs in one frame: one row per distinct (task, subset,
+    instruction, source, ...) with the runs that gave it (:data:`INSTRUCTIONS_COLUMNS`), and the
+    problems (missing files)."""
+    frames, problems = [], []
+    for f in files:
+        if not Path(f.path).is_file():
+            problems.append(f"missing instruction table {f.path}")
+            continue
+        df = read_instruction_table(f.path)[INSTRUCTION_COLUMNS]
+        frames.append(df.assign(run=f"{f.model}/{f.stage}/seed{int(f.seed)}"))
+    if not frames:
+        return pd.DataFrame(columns=INSTRUCTIONS_COLUMNS), problems
+    every = pd.concat(frames, ignore_index=True)
+    grouped = every.groupby(INSTRUCTION_COLUMNS, sort=False, dropna=False)["run"]
+    out = grouped.agg(n_runs="size", runs=lambda r: "; ".join(sorted(set(r)))).reset_index()
+    return out[INSTRUCTIONS_COLUMNS], problems
+
+
+def instruction_set_note(
+    instructions: pd.DataFrame | None, appendix: str | None = "instructions.md"
+) -> str:
+    """One sentence under Table 1 saying which instruction set produced it: per source, how many
+    tasks got their instruction there and from which files (sha256), and where every task's
+    instruction is listed (``appendix``; None: not said); ``""`` without an instruction table."""
+    if instructions is None or instructions.empty:
+        return ""
+    parts = []
+    for source in SOURCES:
+        rows = instructions[instructions["source"] == source]
+        if rows.empty:
+            continue
+        n_tasks = len(rows.drop_duplicates(["benchmark", "task"]))
+        files = rows.drop_duplicates(["origin"])
+        where = ", ".join(
+            f"`{r.origin}`" + (f" (sha256 {r.sha256[:12]})" if r.sha256 else "")
+            for r in files.itertuples()
+            if r.origin
+        )
+        domains = len(rows.drop_duplicates(["benchmark", "task", "subset"]))
+        parts.append(
+            f"{SOURCE_LABELS[source]} for {n_tasks} task{'s' if n_tasks != 1 else ''}"
+            + (f" ({domains} domains)" if source == "authors_bright" else "")
+            + (f" from {where}" if where else "")
+        )
+    documents = instructions["document_instruction"].fillna("").astype(str).str.len() > 0
+    where = (
+        "on queries only; documents get none"
+        if not documents.any()
+        else "on queries; documents get only the evaluated models' own document prompts"
+    )
+    return (
+        f"Instructions ({where}): "
+        + "; ".join(parts)
+        + "."
+        + (f" Every task's instruction: `{appendix}`." if appendix else "")
+    )
+
+
+def sources_by_benchmark(instructions: pd.DataFrame | None) -> dict[str, str]:
+    """Benchmark -> how many of its tasks each source instructed (``authors_task: 120 tasks;
+    project_task_type: 3 tasks``), in :data:`SOURCES` order; empty without a table."""
+    if instructions is None or instructions.empty:
+        return {}
+    out = {}
+    per_task = instructions.drop_duplicates(["benchmark", "task", "source"])
+    for bench, rows in per_task.groupby("benchmark", sort=False):
+        counts = rows["source"].value_counts()
+        out[bench] = "; ".join(
+            f"{source}: {counts[source]} task{'s' if counts[source] != 1 else ''}"
+            for source in SOURCES
+            if source in counts
+        )
+    return out
+
+
 def table1(
     summary: pd.DataFrame,
     pairs: dict[str, dict],
@@ -277,9 +371,11 @@ def table1_markdown(
     backbone: pd.DataFrame | None = None,
     score: str = TABLE1_SCORE,
     published: Mapping[str, str] | None = None,
+    instructions: pd.DataFrame | None = None,
 ) -> str:
     """The paper's layout: one row per pair (SFT first), base / reasoning / delta (std) per
-    benchmark. ``published`` (model key -> source) marks published checkpoints with †."""
+    benchmark. ``published`` (model key -> source) marks published checkpoints with †;
+    ``instructions`` (:func:`gather_instructions`) adds which instruction set produced it."""
     labels = labels or {}
     published = dict(published or {})
     what = "mean over tasks" if score == "mean_task" else "mean over task types"
@@ -338,6 +434,9 @@ def table1_markdown(
             + "; ".join(f"{labels.get(m, m)} = `{published[m]}`" for m in listed)
             + ".",
         ]
+    note = instruction_set_note(instructions, appendix="instructions.csv")
+    if note:
+        lines += ["", note]
     if backbone is not None and not backbone.empty:
         lines += ["", "## Reference: backbones before contrastive training (same pooling)", ""]
         lines += block(backbone, delta_std=False, marked=False)
@@ -359,10 +458,20 @@ def write_table1(
     labels: dict[str, str] | None = None,
     score: str = TABLE1_SCORE,
     published: Mapping[str, str] | None = None,
+    instruction_files: list[ScoreFile] | None = None,
+    instructions_csv: str | os.PathLike | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Summarise every score file and write Table 1 (CSV + Markdown), the backbone reference
     table (same columns; empty when no backbone was evaluated) and the per-run summary.
-    ``published``: model key -> source of every published checkpoint (see the module doc)."""
+    ``published``: model key -> source of every published checkpoint (see the module doc).
+    ``instruction_files``: the runs' instruction tables, gathered into ``instructions_csv``
+    (:func:`gather_instructions`); the Markdown then says which instruction set produced it."""
+    instructions, missing = None, []
+    if instruction_files is not None:
+        instructions, missing = gather_instructions(instruction_files)
+        if instructions_csv is not None:
+            with atomic_path(instructions_csv) as tmp:
+                instructions.to_csv(tmp, index=False)
     summary = summarize(files)
     table, problems = table1(
         summary, pairs, benchmarks, stage="emb", score=score, published=list(published or {})
@@ -371,6 +480,7 @@ def write_table1(
     if (summary["stage"] == "backbone").any():
         backbone, more = table1(summary, pairs, benchmarks, stage="backbone", score=score)
         problems += [f"backbone: {p}" for p in more]
+    problems += missing
     for df, path in ((summary, summary_csv), (table, table_csv)):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False)
@@ -387,6 +497,7 @@ def write_table1(
             backbone=backbone,
             score=score,
             published=published,
+            instructions=instructions,
         )
     )
     return table, problems

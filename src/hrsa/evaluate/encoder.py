@@ -32,7 +32,7 @@ from mteb.types import PromptType
 from ..config import schema_default
 from ..models import load_backbone, resolve_embedding_model
 from ..train.embedding import embed_texts
-from .instructions import DEFAULT_TEMPLATE, Instructions
+from .instructions import DEFAULT_TEMPLATE, InstructionLookup, Resolved
 
 log = logging.getLogger("hrsa.evaluate.encoder")
 
@@ -85,12 +85,13 @@ class InstructionMeanPoolEncoder(AbsEncoder):
         *,
         name: str,
         revision: str | None = None,
-        instructions: Instructions | None = None,
+        instructions: InstructionLookup | None = None,
         batch_size: int = schema_default("evaluation.batch_size"),
         max_length: int = schema_default("evaluation.max_length"),
         dtype: str = schema_default("evaluation.dtype"),
         device: str = schema_default("device"),
     ) -> None:
+        self.source = str(source)
         load_source, load_revision, self.format = detect_format(source, revision)
         self.model, self.tokenizer = load_backbone(
             load_source,
@@ -158,6 +159,39 @@ class InstructionMeanPoolEncoder(AbsEncoder):
         if self.own_query_prompt:
             return self.own_query_prompt, "{instruction}"
         return self.query_instruction(task_metadata, hf_subset, prompt_type), self.template
+
+    def instruction_rows(self, tasks, benchmark: str) -> list[dict]:
+        """What the queries and the documents of every (task, subset) of ``tasks`` get - from
+        :meth:`prefix`, the method :meth:`encode` calls - and where the query instruction came
+        from: rows of :data:`hrsa.evaluate.instructions.INSTRUCTION_COLUMNS`."""
+        rows = []
+        for task in tasks:
+            meta = task.metadata
+            for subset in task.hf_subsets:
+                instruction, template = self.prefix(meta, subset, PromptType.query)
+                document, _ = self.prefix(meta, subset, PromptType.document)
+                if self.own_query_prompt:
+                    found = Resolved(instruction, "model_prompt", self.source)
+                elif self.instructions is None:
+                    found = Resolved("", "none")
+                else:
+                    found = self.instructions.resolve(meta.name, meta.type, subset)
+                rows.append(
+                    {
+                        "benchmark": benchmark,
+                        "task": meta.name,
+                        "subset": subset,
+                        "task_type": meta.type,
+                        "instruction": instruction,
+                        "source": found.source if instruction else "none",
+                        "origin": found.origin or "",
+                        "sha256": found.sha256 or "",
+                        "template": template if instruction else "",
+                        "document_instruction": document,
+                        "note": found.note,
+                    }
+                )
+        return rows
 
     def encode(
         self,

@@ -14,6 +14,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -117,6 +118,44 @@ def tidy_scores(cache, model_meta, tasks, benchmark: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=TIDY_COLUMNS)
 
 
+def instruction_table(encoder, tasks, benchmark: str) -> pd.DataFrame:
+    """What every (task, subset) of a run gets (:meth:`InstructionMeanPoolEncoder.
+    instruction_rows`): columns :data:`~hrsa.evaluate.instructions.INSTRUCTION_COLUMNS`."""
+    from .instructions import INSTRUCTION_COLUMNS
+
+    return pd.DataFrame(encoder.instruction_rows(tasks, benchmark), columns=INSTRUCTION_COLUMNS)
+
+
+def log_instruction_sources(table: pd.DataFrame) -> None:
+    """Log how many tasks each source gave their instruction and, when the authors' files are
+    used, every task (and subsets) whose instruction is not its own entry there - the files'
+    default or this project's fallback - with why and which instruction: one line per task."""
+    if table.empty:
+        return
+    counts = table.drop_duplicates(["task", "source"])["source"].value_counts().to_dict()
+    log.info("instruction sources (tasks): %s", counts)
+    if not table["source"].str.startswith("authors").any():
+        return
+    own = table["source"].isin(["authors_task", "authors_bright"])
+    n_subsets = table.groupby("task")["subset"].size()
+    for (task, source, instruction), rows in table[~own].groupby(
+        ["task", "source", "instruction"], sort=False
+    ):
+        subsets = list(rows["subset"])
+        which = "" if len(subsets) == n_subsets[task] else f" [{', '.join(subsets)}]"
+        note = rows["note"].iloc[0]
+        log.log(
+            logging.INFO if source == "authors_default" else logging.WARNING,
+            "%s%s: %s%s from %s: %r",
+            task,
+            which,
+            source,
+            f" ({note})" if note else "",
+            rows["origin"].iloc[0] or "-",
+            instruction,
+        )
+
+
 def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write a CSV atomically (temporary sibling, then rename)."""
     with atomic_path(path) as tmp:
@@ -133,6 +172,8 @@ def evaluate_benchmark(
     revision: str | None = None,
     tasks: list[str] | None = None,
     prompts: str | os.PathLike | None = None,
+    authors: Mapping | None = None,
+    instructions_csv: str | os.PathLike | None = None,
     batch_size: int = schema_default("evaluation.batch_size"),
     max_length: int = schema_default("evaluation.max_length"),
     dtype: str = schema_default("evaluation.dtype"),
@@ -142,27 +183,38 @@ def evaluate_benchmark(
 ) -> pd.DataFrame:
     """Evaluate one model on one benchmark; write mteb's results and the tidy CSV; return the CSV.
 
-    ``prompts`` is the prompts file (None: no instructions at all). Every task is attempted even
-    if one fails; afterwards missing scores raise :class:`IncompleteResultsError` unless
-    ``allow_missing`` (the CSV is written first either way, with the gaps marked).
+    ``prompts`` is the prompts file (None: no instructions at all); ``authors`` the authors'
+    instruction files over it (:func:`hrsa.evaluate.instructions.load_instructions`). What every
+    (task, subset) got and where it came from goes to ``instructions_csv`` (written before the
+    evaluation; :func:`instruction_table`), and each task that falls back to the prompts file is
+    logged. Every task is attempted even if one fails; afterwards missing scores raise
+    :class:`IncompleteResultsError` unless ``allow_missing`` (the CSV is written first either
+    way, with the gaps marked).
     """
     import mteb
 
     from .encoder import InstructionMeanPoolEncoder
-    from .instructions import Instructions
+    from .instructions import load_instructions
 
     t0 = time.perf_counter()
     task_objs = benchmark_tasks(benchmark, tasks, seed)
+    instructions = load_instructions(prompts, authors)
     encoder = InstructionMeanPoolEncoder(
         source,
         name=model_name,
         revision=revision,
-        instructions=Instructions.from_yaml(prompts) if prompts else None,
+        instructions=instructions,
         batch_size=batch_size,
         max_length=max_length,
         dtype=dtype,
         device=device,
     )
+    if instructions is not None:
+        log.info("instructions: %s", instructions.describe())
+    table = instruction_table(encoder, task_objs, benchmark)
+    log_instruction_sources(table)
+    if instructions_csv is not None:
+        write_csv(table, instructions_csv)
     cache = mteb.ResultCache(cache_path=str(cache_dir))
     log.info("evaluating %s (%s) on %s: %d tasks", model_name, source, benchmark, len(task_objs))
     mteb.evaluate(

@@ -3,13 +3,21 @@
 Representation level (coordinate basis): :func:`dimension_wise_correlation`, :func:`procrustes`
 (inverse row entropy ``h_inv`` of the optimal orthogonal map). Geometry level (shape of the
 token manifold): :func:`linear_cka`, :func:`debiased_cka`, :func:`rbf_cka`,
-:func:`knn_overlap`. Function level (linear readout): :func:`cross_model_probe`.
+:func:`knn_overlap`. Function level (linear readout): :func:`cross_model_probe`. Table 8's
+alternatives (:mod:`.alternatives`): :func:`feature_wasserstein`, :func:`geodesic_correlation`,
+:func:`gaussian_mutual_information`, :func:`behavioural_consistency` (and :func:`rbf_cka`).
 
 Inputs are (N tokens x D features) matrices, numpy or torch, any float dtype. Every metric is
 registered with its level and declared invariances in :data:`REGISTRY`. Layer-by-layer analysis
 of two activation stores with uncertainty: :func:`compare_stores`.
 """
 
+from .alternatives import (
+    behavioural_consistency,
+    feature_wasserstein,
+    gaussian_mutual_information,
+    geodesic_correlation,
+)
 from .function import (
     ProbeScore,
     cross_model_probe,
@@ -78,12 +86,16 @@ __all__ = [
     "ProbeScore",
     "Source",
     "SubsampleAnalysis",
+    "behavioural_consistency",
     "bootstrap_interval",
     "bootstrap_over_sequences",
     "compare_stores",
     "cross_model_probe",
     "debiased_cka",
     "dimension_wise_correlation",
+    "feature_wasserstein",
+    "gaussian_mutual_information",
+    "geodesic_correlation",
     "get_metric",
     "inverse_row_entropy",
     "jaccard_rows",

@@ -37,6 +37,7 @@ import torch
 from ..config import HRSA_OTHER_KEYS, schema_default
 from ..errors import DataError, PairMismatchError, config_error
 from .geometry import _neighbours_tensor, cka_from_terms, debiased_cka_from_terms, jaccard_rows
+from .registry import subsample_metric
 from .representation import correlation_from_terms, procrustes_from_cross
 from .result import (
     FIRST_TRANSFORMER_LAYER,
@@ -101,12 +102,15 @@ class HRSASettings:
     accumulator_bytes: int = schema_default("hrsa.accumulator_bytes")
     products: str = schema_default("hrsa.products")
     accumulate: str = schema_default("hrsa.accumulate")
+    #: registered metrics computed per hidden state on the subsample (hrsa.metrics.registry)
+    extra_metrics: tuple[str, ...] = tuple(schema_default("hrsa.extra_metrics"))
 
     #: keys of ``config["hrsa"]`` that belong to other rules and are ignored here
     OTHER_KEYS = HRSA_OTHER_KEYS
 
     def __post_init__(self):
         object.__setattr__(self, "knn_k", tuple(sorted({int(k) for k in self.knn_k})))
+        object.__setattr__(self, "extra_metrics", tuple(str(m) for m in self.extra_metrics))
         checks = [
             (len(self.knn_k) > 0 and self.knn_k[0] >= 1, "knn_k", "a non-empty list of k >= 1"),
             (self.knn_max_tokens >= 2, "knn_max_tokens", ">= 2"),
@@ -156,6 +160,7 @@ class HRSASettings:
     def as_dict(self) -> dict:
         d = asdict(self)
         d["knn_k"] = list(self.knn_k)
+        d["extra_metrics"] = list(self.extra_metrics)
         return d
 
 
@@ -184,6 +189,15 @@ class _Undefined:
                 self.notes.append(str(exc))
                 log.warning("undefined, reported as NaN: %s", exc)
             return None
+
+
+def _extra_value(spec, x: np.ndarray, y: np.ndarray, what: str) -> float:
+    """A registered metric's number for one hidden state's subsample rows (fp32, row-aligned);
+    where it is undefined the note names the metric and the hidden state."""
+    try:
+        return float(spec.scalar(x, y))
+    except DataError as exc:
+        raise DataError(f"{spec.name}, {what}: {exc}") from exc
 
 
 @dataclass
@@ -364,6 +378,8 @@ class SubsampleAnalysis:
     linear_cka_null: np.ndarray
     undefined: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    #: per registered extra metric (``settings.extra_metrics``), its value per hidden state
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def subsample_analysis(
@@ -430,6 +446,8 @@ def subsample_analysis(
         np.full(b, _NAN),
         np.full((p_, n_layers), _NAN),
     )
+    extras = {name: subsample_metric(name) for name in settings.extra_metrics}
+    out.extra = {name: np.full(n_layers, _NAN) for name in extras}
     w_dev = torch.from_numpy(weights).to(dev) if b else None
     with _exact_fp32_matmul():
         for i in range(n_layers):
@@ -450,6 +468,12 @@ def subsample_analysis(
             jac = {k: jaccard_rows(nx[k], ny[k]) for k in ks} if ny is not None else {}
             for k, jk in jac.items():
                 out.knn[k][i] = float(jk.mean())
+            if extras:
+                xn, yn = x.cpu().numpy(), y.cpu().numpy()
+                for name, spec in extras.items():
+                    v = und(_extra_value, spec, xn, yn, what)
+                    out.extra[name][i] = _NAN if v is None else v
+                del xn, yn
             xc, mxs = centred(x)
             yc, mys = centred(y)
             del x, y

@@ -12,12 +12,27 @@ is how "similar up to T" is defined: a metric is *invariant* to T when ``m(T(X),
 for every X, Y, and *variant* when it changes for generic data. ``tests/test_metrics_registry.py``
 walks this registry and checks every declared property on random data, so a declaration is a
 claim the test suite proves (Appendix B as executable property tests).
+
+What a registered metric reaches: named in ``hrsa.extra_metrics``, it runs in every HRSA job on
+the shared subsample, per hidden state i of both models (``spec.scalar(X_i, Y_i)``, fp32 rows;
+a :class:`~hrsa.errors.DataError` makes that value NaN with a note), and its values become
+``metrics.csv`` rows (``metric`` = its name, ``layer_base`` = ``layer_reason`` = i),
+``summary.json``'s ``extra_metrics`` entry (level, description, per layer, final, mean over the
+transformer layers) and a panel of the report's "Table 8 alternatives" figure. A metric outside
+the package is a module or ``.py`` file named in ``hrsa.plugins`` (:func:`load_plugins`); see
+docs/adding-a-metric.md. The paper's own metrics are computed by the streaming engine
+(:mod:`hrsa.metrics.layerwise`), not through this path: they are registered for the property
+tests and their invariances.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 LEVELS = ("representation", "geometry", "function")
 
@@ -140,3 +155,52 @@ def get_metric(name: str) -> MetricSpec:
         return REGISTRY[name]
     except KeyError:
         raise KeyError(f"no metric {name!r}; registered: {sorted(REGISTRY)}") from None
+
+
+def load_plugins(entries: Iterable[str], basedir: str | Path | None = None) -> list[str]:
+    """Import the plug-in modules of ``hrsa.plugins`` so that their ``@metric`` declarations
+    register: a dotted module name (importable on ``sys.path``) or a ``.py`` file (relative
+    paths from ``basedir``, the workflow directory). Returns the module names imported."""
+    from ..errors import config_error
+
+    names = []
+    for i, entry in enumerate(entries):
+        key = f"hrsa.plugins[{i}]"
+        if str(entry).endswith(".py"):
+            path = Path(entry)
+            if not path.is_absolute() and basedir is not None:
+                path = Path(basedir) / path
+            if not path.is_file():
+                raise config_error(key, f"plug-in file {path} does not exist")
+            name = f"hrsa_plugin_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                del sys.modules[name]
+                raise config_error(key, f"importing {path} failed: {exc!r}") from exc
+        else:
+            name = str(entry)
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                raise config_error(key, f"cannot import plug-in module {name!r}: {exc}") from exc
+        names.append(name)
+    return names
+
+
+def subsample_metric(name: str, key: str = "hrsa.extra_metrics") -> MetricSpec:
+    """The registered metric ``name``, checked usable per hidden state on the subsample (two
+    row-aligned representations, no labels)."""
+    from ..errors import config_error
+
+    if name not in REGISTRY:
+        raise config_error(key, f"no registered metric {name!r}; registered: {sorted(REGISTRY)}")
+    spec = REGISTRY[name]
+    if spec.needs_labels:
+        raise config_error(
+            key, f"{name!r} needs labels; it runs in the cross-model probe, not on the subsample"
+        )
+    return spec

@@ -140,6 +140,9 @@ class HRSAResult:
             for k in self.settings.knn_k:
                 lo, hi = self._interval(ss.knn[k][i], ss.knn_boot[k][:, i])
                 row("knn_overlap", i, i, ss.knn[k][i], lo, hi, k)
+        for name, values in ss.extra.items():
+            for i in range(nl):
+                row(name, i, i, values[i])
         if ss.linear_cka_null.shape[0]:
             for i in range(nl):
                 for k in self.settings.knn_k:
@@ -239,6 +242,7 @@ class HRSAResult:
                     "layer_0_ties": KNN_LAYER_0_NOTE,
                     "table4": KNN_TABLE4_NOTE,
                 },
+                "extra_metrics": self._extra_summary(final, first),
                 "null": null,
                 "bootstrap_bias": bias,
                 "dropped_features": {
@@ -266,6 +270,24 @@ class HRSAResult:
                 "seconds": {"layerwise": round(lw.seconds, 3), "subsample": round(ss.seconds, 3)},
             }
         )
+
+    def _extra_summary(self, final: int, first: int) -> dict:
+        """Per extra metric (``hrsa.extra_metrics``): level, description, the value per hidden
+        state, at the final one and the mean over the transformer layers (no intervals)."""
+        from .registry import REGISTRY
+
+        out = {}
+        for name, values in self.subsample.extra.items():
+            spec = REGISTRY.get(name)
+            out[name] = {
+                "level": spec.level if spec else None,
+                "description": spec.description if spec else "",
+                "per_layer": [float(v) for v in values],
+                "final": float(values[final]),
+                "mean_transformer_layers": _layer_mean(values, first),
+                "computed_on": "the shared subsample, hidden state i of both models",
+            }
+        return out
 
     def write(
         self,

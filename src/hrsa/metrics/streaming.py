@@ -53,6 +53,7 @@ import logging
 import math
 import mmap
 import os
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -456,6 +457,31 @@ def _mem_available() -> int | None:
     return None
 
 
+#: the host-side subsample gather goes to files (see :func:`spilled_tensor`) when it would take
+#: more than this share of the available RAM (at 7B: 29 hidden states x 2 models x 50k rows x
+#: 3584 features in fp16 = 21 GB, held until the subsample analysis uses each layer)
+GATHER_RAM_SHARE = 0.25
+
+
+def gather_ram_limit() -> int:
+    """Bytes of gathered rows kept in RAM (:data:`GATHER_RAM_SHARE` of MemAvailable; 4 GiB
+    where that is unknown)."""
+    ram = _mem_available()
+    return int(GATHER_RAM_SHARE * ram) if ram is not None else 4 * 2**30
+
+
+def spilled_tensor(shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+    """A CPU tensor backed by a memory-mapped file in the temporary directory ($TMPDIR: node-
+    local scratch on most clusters) that is unlinked at once: the page cache holds what fits,
+    the kernel writes back the rest, nothing is left behind when the job is killed, and the
+    space is freed when the tensor is."""
+    nbytes = int(np.prod(shape)) * torch.empty((), dtype=dtype).element_size()
+    with tempfile.TemporaryFile(prefix="hrsa-gather-") as fh:
+        fh.truncate(max(nbytes, 1))
+        buf = np.memmap(fh, dtype=np.uint8, mode="r+", shape=(max(nbytes, 1),))
+    return torch.from_numpy(buf[:nbytes]).view(dtype).view(shape)
+
+
 def device_memory_available(device: torch.device) -> int:
     """Free memory of a CUDA device, counting what torch's allocator holds but does not use."""
     free, _ = torch.cuda.mem_get_info(device)
@@ -562,9 +588,23 @@ class _ChunkReader:
         self.gathered: list[torch.Tensor | None] = [None] * len(self.sources)
         if self.gather_rows is not None:
             m = self.gather_rows.size
+            host = sum(m * s.row_bytes for k, s in enumerate(self.sources) if kinds[k] != "device")
+            spill = host > gather_ram_limit()
+            if spill:
+                log.info(
+                    "gathering the %d-row subsample (%.1f GB) into unlinked files under %s",
+                    m,
+                    host / 1e9,
+                    tempfile.gettempdir(),
+                )
             for k, s in enumerate(self.sources):
-                dev = s.tensor_device if kinds[k] == "device" else torch.device("cpu")
-                self.gathered[k] = torch.empty((m, s.dim), dtype=s.stored_dtype, device=dev)
+                if kinds[k] == "device":
+                    g = torch.empty((m, s.dim), dtype=s.stored_dtype, device=s.tensor_device)
+                elif spill:
+                    g = spilled_tensor((m, s.dim), s.stored_dtype)
+                else:
+                    g = torch.empty((m, s.dim), dtype=s.stored_dtype)
+                self.gathered[k] = g
         self.bytes_read = 0
 
     def _slot_view(self, flat: torch.Tensor, k: int) -> torch.Tensor:

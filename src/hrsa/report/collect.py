@@ -8,7 +8,9 @@ Inputs (docs/contracts.md, contracts 2 and 4; ``{pair}/{stage}/{dataset}`` is re
   -> :func:`read_headlines` (one row per number);
 - ``results/hrsa/{pair}/{stage}/{dataset}/probe.csv``: cross-model probe scores
   -> :func:`read_probes`;
-- ``results/mteb/table1.csv``: mean benchmark scores per pair -> :func:`read_table1`.
+- ``results/mteb/table1.csv``: mean benchmark scores per pair -> :func:`read_table1`;
+- ``results/mteb/instructions.csv``: the instruction of every evaluated (task, subset) and its
+  source -> :func:`read_instructions`.
 
 Every frame carries ``pair, stage, dataset`` so that frames from many files concatenate.
 """
@@ -29,12 +31,19 @@ import pandas as pd
 from hrsa.errors import DataError, config_error
 
 # the evaluation stage owns this contract
-from ..evaluate.aggregate import TABLE1_COLUMNS, TABLE1_EMBEDDING_COLUMNS
+from ..evaluate.aggregate import (
+    INSTRUCTIONS_COLUMNS,
+    TABLE1_COLUMNS,
+    TABLE1_EMBEDDING_COLUMNS,
+    read_instruction_table,
+)
 
 KEYS = ["pair", "stage", "dataset"]
 METRICS_COLUMNS = ["metric", "layer_base", "layer_reason", "k", "value", "ci_low", "ci_high"]
 HEADLINE_COLUMNS = [*KEYS, "quantity", "k", "value", "ci_low", "ci_high"]
 PROBE_COLUMNS = ["direction", "split", "evaluated_on", "accuracy", "macro_f1", "weighted_f1"]
+#: appended by a numeric target's (ridge) probe.csv; read_probes adds them to every frame
+PROBE_REGRESSION_COLUMNS = ["r2", "r2_drop", "task"]
 
 FAMILY_ORDER = ("SFT", "RLVR")
 """Families in display order (the paper shows the SFT control first)."""
@@ -286,15 +295,28 @@ def read_headlines(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
 
 
 def read_probes(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
-    """Concatenate ``probe.csv`` files: ``pair, stage, dataset`` + the file's columns."""
+    """Concatenate ``probe.csv`` files: ``pair, stage, dataset`` + :data:`PROBE_COLUMNS` +
+    :data:`PROBE_REGRESSION_COLUMNS`.
+
+    A classification file (``accuracy``; the six columns, also as written before the ridge
+    probe) gets ``r2``/``r2_drop`` NaN and ``task`` ``class``; a numeric target's file (``r2``)
+    has NaN accuracy and F1 and ``task`` ``numeric``. Missing F1 columns are added as NaN.
+    """
     frames = []
     for path in paths:
-        frame = _read_csv(path, ["direction", "split", "evaluated_on", "accuracy"])
-        for column in ("macro_f1", "weighted_f1"):
+        frame = _read_csv(path, ["direction", "split", "evaluated_on"])
+        if "accuracy" not in frame.columns and "r2" not in frame.columns:
+            raise DataError(f"{path}: missing column(s) accuracy (or r2, for a numeric target)")
+        if "task" not in frame.columns:
+            frame["task"] = "numeric" if "accuracy" not in frame.columns else "class"
+        for column in ("accuracy", "macro_f1", "weighted_f1", "r2", "r2_drop"):
             if column not in frame.columns:
                 frame[column] = np.nan
-        frames.append(_with_keys(frame[PROBE_COLUMNS], path))
-    return _concat(frames, [*KEYS, *PROBE_COLUMNS])
+            frame[column] = frame[column].astype(float)
+        frame["task"] = frame["task"].astype(str)
+        columns = [*PROBE_COLUMNS, *PROBE_REGRESSION_COLUMNS]
+        frames.append(_with_keys(frame[columns], path))
+    return _concat(frames, [*KEYS, *PROBE_COLUMNS, *PROBE_REGRESSION_COLUMNS])
 
 
 def read_table1(path: str | os.PathLike) -> pd.DataFrame:
@@ -309,6 +331,19 @@ def read_table1(path: str | os.PathLike) -> pd.DataFrame:
         if column not in frame.columns:
             frame[column] = "trained"
     return frame[TABLE1_COLUMNS + TABLE1_EMBEDDING_COLUMNS]
+
+
+def read_instructions(path: str | os.PathLike) -> pd.DataFrame:
+    """The evaluation stage's ``instructions.csv`` (strings; empty for none). A table written
+    without the run columns gets ``n_runs`` 1 and empty ``runs``."""
+    if not Path(path).is_file():
+        raise DataError(f"{path}: file not found")
+    frame = read_instruction_table(path)
+    if "n_runs" not in frame.columns:
+        frame["n_runs"] = "1"
+    if "runs" not in frame.columns:
+        frame["runs"] = ""
+    return frame[INSTRUCTIONS_COLUMNS]
 
 
 # --------------------------------------------------------------------------- selections

@@ -653,3 +653,77 @@ def pair_overview(
     kind = pair.family if pair.algorithm == pair.family else f"{pair.family}, {pair.algorithm}"
     fig.suptitle(f"{pair.long_name()} ({kind})", fontweight="bold")
     return fig
+
+
+# --------------------------------------------------------------- Table 8 alternatives
+
+EXTRA_METRICS_TITLE = "Table 8 alternatives"
+
+
+def extra_metrics_data(
+    metrics: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    names: Sequence[str],
+    dataset: str,
+    stage: str = "backbone",
+) -> pd.DataFrame:
+    """What :func:`extra_metrics_figure` draws: ``pair, metric, layer, value`` (hidden state
+    i of both models), pairs in config order, metrics in ``names`` order."""
+    rows = []
+    for name in names:
+        for pair in ordered(pairs):
+            curve = diagonal_curve(metrics, name, pair.key, stage, dataset)
+            for layer, value in zip(curve["layer"], curve["value"], strict=True):
+                rows.append({"pair": pair.key, "metric": name, "layer": int(layer), "value": value})
+    return pd.DataFrame(rows, columns=["pair", "metric", "layer", "value"])
+
+
+def extra_metrics_figure(
+    data: pd.DataFrame,
+    pairs: Mapping[str, PairInfo],
+    names: Sequence[str],
+    levels: Mapping[str, str],
+    dataset: str,
+    stage: str = "backbone",
+) -> Figure:
+    """The extra metrics of ``hrsa.extra_metrics`` (the paper's Table 8 alternatives and any
+    plug-in), one panel per metric: hidden state i of both models, one line per pair (dashed:
+    SFT-tuned pairs). ``data``: :func:`extra_metrics_data`; ``levels``: metric -> HRSA level,
+    shown in the panel title."""
+    chosen = ordered(pairs)
+    n = max(len(names), 1)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig = style.new_figure(style.TEXT_WIDTH, 0.8 + 1.9 * rows)
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.flat[len(names) :]:
+        ax.set_visible(False)
+    handles = []
+    for ax, name in zip(axes.flat, names, strict=False):
+        drawn = False
+        for p, pair in enumerate(chosen):
+            curve = data[(data["metric"] == name) & (data["pair"] == pair.key)]
+            if curve.empty:
+                continue
+            (line,) = ax.plot(
+                curve["layer"].astype(float),
+                curve["value"],
+                color=f"C{p % 10}",
+                ls="--" if pair.is_sft else "-",
+                marker="o",
+                ms=2.5,
+                label=pair.label,
+            )
+            drawn = True
+            if pair.label not in [h.get_label() for h in handles]:
+                handles.append(line)
+        if not drawn:
+            _no_data(ax)
+        level = levels.get(name, "")
+        ax.set_title(f"{name}\n({level} level)" if level else name)
+        ax.set_xlabel("hidden state")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if handles:
+        fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 3))
+    fig.suptitle(f"{EXTRA_METRICS_TITLE} ({dataset_label(dataset)}, {stage})", fontweight="bold")
+    return fig

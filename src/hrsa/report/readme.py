@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hrsa.plan import TABLE8_FIGURE
 from hrsa.report.collect import PairInfo, pair_info
 from hrsa.report.output import write_text
 
@@ -46,6 +47,14 @@ FIGURES = {
     12: "Cross-model linear probe of every LLM pair.",
     13: "Cross-model linear probe of every embedding-model pair.",
 }
+APPENDICES = {
+    "instructions": (
+        "Table 1 (appendix)",
+        "The instruction every evaluated task's queries got (documents get none) and where it "
+        "came from: the authors' published files or this project's prompts file (task entry, "
+        "task-type fallback, default), with the files' sha256.",
+    ),
+}
 FORMATS = {".csv": "CSV", ".md": "Markdown", ".png": "PNG", ".pdf": "PDF"}
 
 
@@ -66,9 +75,21 @@ def describe(stem: str, pairs: Mapping[str, PairInfo]) -> Entry | None:
     if match := re.fullmatch(r"table(\d+)", stem):
         n = int(match.group(1))
         return Entry(stem, "table", (n,), f"Table {n}", TABLES.get(n, ""))
+    if stem in APPENDICES:  # listed right after Table 1
+        reproduces, description = APPENDICES[stem]
+        return Entry(stem, "table", (1, stem), reproduces, description)
     if match := re.fullmatch(r"figure(\d+)", stem):
         n = int(match.group(1))
         return Entry(stem, "figure", (n, ""), f"Figure {n}", FIGURES.get(n, ""))
+    if stem == TABLE8_FIGURE:  # after the paper's numbered figures
+        return Entry(
+            stem,
+            "figure",
+            (100, stem),
+            "Table 8 alternatives",
+            "The extra metrics of hrsa.extra_metrics (the paper's Table 8 alternatives and any "
+            "plug-in) per hidden state on the shared subsample, one line per pair.",
+        )
     if match := re.fullmatch(r"figure5/(.+)", stem):
         pair = pair_info(pairs, match.group(1))
         return Entry(

@@ -5,7 +5,8 @@ numbers unrounded, intervals in ``*_ci_low``/``*_ci_high`` columns), ``markdown`
 table with intervals in brackets when the engine computed them.
 
 - Table 1: mean embedding benchmark scores of the two embedding models of each pair, pairs with
-  a published embedding checkpoint marked with † and its source listed below the table;
+  a published embedding checkpoint marked with † and its source listed below the table, and
+  which instruction set produced it; its appendix lists every task's instruction and source;
 - Table 3: H_inv of the final hidden state per pair, backbone and embedding model (CoT dataset);
 - Table 4: mean k-NN overlap across layers for each k, backbone and embedding model, over all
   hidden states 0..L and over the transformer layers 1..L;
@@ -22,7 +23,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from hrsa.evaluate.aggregate import PUBLISHED, PUBLISHED_MARK
+from hrsa.evaluate.aggregate import (
+    PUBLISHED,
+    PUBLISHED_MARK,
+    instruction_set_note,
+    sources_by_benchmark,
+)
 from hrsa.report.collect import PairInfo, dataset_label, headline, ordered, pair_info
 from hrsa.report.output import atomic_path, write_text
 
@@ -268,8 +274,14 @@ def table1(
     digits: int = 2,
     *,
     models: Mapping[str, Mapping] | None = None,
+    instructions: pd.DataFrame | None = None,
 ) -> Table:
     """Table 1: mean benchmark scores of the base- and reasoning-initialised embedding models.
+
+    With ``instructions`` (the evaluation's instruction table, :func:`collect.read_instructions`)
+    the CSV gains a column ``instructions`` (per benchmark, how many tasks each source
+    instructed) and the Markdown a note naming the instruction set and its files; the appendix
+    (:func:`instructions_appendix`) lists every task.
 
     The CSV keeps the evaluation stage's numbers (one row per pair and benchmark) plus the pair's
     display name and algorithm. The Markdown is the paper's wide layout, one column group per
@@ -292,6 +304,9 @@ def table1(
         infos[k].family if infos[k].family != "?" else f
         for k, f in zip(frame["pair"], frame["family"], strict=True)
     ]
+    if instructions is not None:
+        by_benchmark = sources_by_benchmark(instructions)
+        frame["instructions"] = [by_benchmark.get(b, "") for b in frame["benchmark"]]
     header = ["Family", "Model pair", "Algorithm"]
     for benchmark in benchmarks:
         header += [f"{benchmark} base-Emb", f"{benchmark} reason-Emb", f"{benchmark} Δ (Std)"]
@@ -333,10 +348,119 @@ def table1(
     ]
     if sources:
         markdown += "\n" + PUBLISHED_NOTE + "; ".join(sources) + ".\n"
+    note = instruction_set_note(instructions, appendix=f"{APPENDIX_STEM}.md")
+    if note:
+        markdown += "\n" + note + "\n"
     return Table(
         title="Table 1: mean embedding benchmark performance",
         frame=frame,
         markdown=markdown,
+    )
+
+
+# --------------------------------------------------------------------------- Table 1 appendix
+
+APPENDIX_STEM = "instructions"
+"""File name (no suffix) of Table 1's instruction appendix in the report folder."""
+SOURCE_SHORT = {
+    "authors_task": "authors: task",
+    "authors_bright": "authors: BRIGHT domain",
+    "authors_default": "authors: default",
+    "project_task": "project: task",
+    "project_task_type": "project: task type",
+    "project_default": "project: default",
+    "model_prompt": "model's own prompt",
+    "none": "none",
+}
+APPENDIX_COLUMNS = [
+    "benchmark",
+    "task",
+    "task_type",
+    "subsets",
+    "n_subsets",
+    "instruction",
+    "source",
+    "origin",
+    "sha256",
+    "template",
+    "document_instruction",
+    "runs",
+    "note",
+]
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def instructions_appendix(instructions: pd.DataFrame) -> Table:
+    """Appendix to Table 1: per task, which instruction its queries got and where it came from.
+
+    One row per (benchmark, task, instruction, source): the subsets that got it (``all`` when
+    every subset of the task did; BRIGHT has one row per domain), the file it was read from
+    (URL or path, sha256) and the runs that used it (``all`` when every run of the benchmark
+    did: it differs only for a model with its own query prompt)."""
+    frame = instructions.fillna("").astype(str)
+    keys = ["benchmark", "task", "task_type", "instruction", "source", "origin", "sha256"]
+    keys += ["template", "document_instruction", "note", "runs"]
+    subsets_of = frame.groupby(["benchmark", "task"], sort=False)["subset"].apply(
+        lambda s: list(dict.fromkeys(s))
+    )
+    runs_of = frame.groupby("benchmark", sort=False)["runs"].apply(
+        lambda r: {x for runs in r for x in runs.split("; ") if x}
+    )
+    rows = []
+    for values, group in frame.groupby(keys, sort=False):
+        row = dict(zip(keys, values, strict=True))
+        subsets = list(dict.fromkeys(group["subset"]))
+        every = subsets_of[(row["benchmark"], row["task"])]
+        row["subsets"] = "all" if len(subsets) == len(every) else ", ".join(subsets)
+        row["n_subsets"] = len(subsets)
+        runs = {x for x in row["runs"].split("; ") if x}
+        row["runs"] = "all" if runs == runs_of[row["benchmark"]] else row["runs"]
+        rows.append(row)
+    out = pd.DataFrame(rows, columns=APPENDIX_COLUMNS)
+    show_runs = bool((out["runs"] != "all").any())
+    header = ["Benchmark", "Task", "Type", "Subsets", "Instruction", "Source"]
+    header += ["Runs"] if show_runs else []
+    body = []
+    for r in out.itertuples():
+        cells = [r.benchmark, r.task, r.task_type, r.subsets, _one_line(r.instruction) or "–"]
+        cells.append(SOURCE_SHORT.get(r.source, r.source) + (" *" if r.note else ""))
+        body.append(cells + ([r.runs] if show_runs else []))
+    files = out[out["origin"] != ""].drop_duplicates(["origin"])
+    lines = []
+    note = instruction_set_note(instructions, appendix=None)
+    if note:
+        lines += [note, ""]
+    templates = sorted({t for t in out["template"] if t})
+    if templates:
+        shown = ", ".join("`" + t.replace("\n", "\\n") + "`" for t in templates)
+        lines += [f"Queries get the template {shown} around their instruction.", ""]
+    if len(files):
+        lines += ["Files:", ""]
+        lines += [
+            f"- `{r.origin}`" + (f" (sha256 `{r.sha256}`)" if r.sha256 else "")
+            for r in files.itertuples()
+        ]
+        lines.append("")
+    lines += [
+        "Source: `authors: task` = the task's entry in the authors' file, `authors: BRIGHT "
+        "domain` = their per-domain BRIGHT instruction, `authors: default` = their file's default "
+        "(the task has no entry), `project: ...` = this project's prompts file (task entry, task "
+        "type fallback, default); * = see Notes below the table.",
+        "",
+        markdown_table(header, body, align="l" * len(header)),
+    ]
+    notes = out[out["note"] != ""].drop_duplicates(["task", "note"])
+    if len(notes):
+        lines += ["Notes:", ""]
+        lines += [f"- {r.task}: {r.note}" for r in notes.itertuples()]
+        lines.append("")
+    return Table(
+        title="Appendix to Table 1: the instruction of every evaluated task",
+        frame=out,
+        markdown="\n".join(lines),
     )
 
 
