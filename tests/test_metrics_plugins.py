@@ -99,7 +99,7 @@ def test_plugin_file_metric_reaches_every_output(private_registry, stores, tmp_p
         data, pairs, ["spread_ratio"], {"spread_ratio": "representation"}, "d"
     )
     ax = fig.axes[0]
-    assert "spread_ratio" in ax.get_title() and len(ax.lines) == 1
+    assert "spread ratio" in ax.get_title() and len(ax.lines) == 1
     np.testing.assert_allclose(ax.lines[0].get_ydata(), expected, rtol=1e-12)
 
 

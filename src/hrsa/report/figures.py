@@ -720,10 +720,11 @@ def extra_metrics_figure(
         if not drawn:
             _no_data(ax)
         level = levels.get(name, "")
-        ax.set_title(f"{name}\n({level} level)" if level else name)
+        title = style.wrap_label(name.replace("_", " "), 22)
+        ax.set_title(f"{title}\n({level} level)" if level else title)
         ax.set_xlabel("hidden state")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if handles:
-        fig.legend(handles=handles, loc="lower center", ncols=min(len(handles), 3))
+        fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
     fig.suptitle(f"{EXTRA_METRICS_TITLE} ({dataset_label(dataset)}, {stage})", fontweight="bold")
     return fig
