@@ -4,8 +4,9 @@ All ratios are measured in one run, on the same synthetic stores, on this machin
 
 * layer_by_layer: the one-pass engine (:func:`hrsa.metrics.layerwise_similarity`, full
   (L+1) x (L+1) linear CKA and dimension-wise correlation, read from fp16 stores on disk) against
-  the previous engine (``benchmarks/_previous_engine.py``: separate passes for moments, self
-  terms and each block of cross products) and the per-pair recomputation pattern of the authors'
+  the engine at ``--baseline-ref`` (separate passes for moments, self terms and each block of
+  cross products; run from a ``git archive`` of that commit in a fresh subprocess, alternating
+  with this engine, best of ``--repeats``) and the per-pair recomputation pattern of the authors'
   code (both layers in memory, centred and multiplied from scratch for every pair: three
   products per pair); results must agree to 1e-6;
 * analysis: one whole :func:`hrsa.metrics.compare_stores` (layer-by-layer phase, k-NN search,
@@ -163,6 +164,10 @@ def _analysis_arrays(res) -> dict:
     return out
 
 
+#: this checkout's package, for the children that run this engine
+OURS_SRC = str(Path(__file__).resolve().parent.parent / "src")
+
+
 def analysis_child(base: str, reason: str, settings_json: str, out: str) -> None:
     """One whole analysis of whatever ``hrsa`` is importable (the baseline checkout, via
     PYTHONPATH), timed after the imports; its values go to ``out`` (npz), the times and the
@@ -205,6 +210,27 @@ def analysis_child(base: str, reason: str, settings_json: str, out: str) -> None
     )
 
 
+def layerwise_child(base: str, reason: str, chunk_size: str, out: str) -> None:
+    """The full (L+1) x (L+1) layer-by-layer phase of whatever ``hrsa`` is importable (the
+    baseline checkout, via PYTHONPATH), timed after the imports; matrices to ``out`` (npz),
+    times to stdout as JSON."""
+    import torch  # noqa: F401  (imported before the clock starts)
+
+    from hrsa.activations import ActivationStore
+    from hrsa.metrics import layerwise_similarity
+
+    a, b = ActivationStore(base), ActivationStore(reason)
+    xs = [a.layer(i) for i in range(a.n_hidden_states)]
+    ys = [b.layer(i) for i in range(b.n_hidden_states)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    res = layerwise_similarity(xs, ys, chunk_size=int(chunk_size), device="cpu", diagonal=False)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    np.savez(
+        out, linear_cka=res.linear_cka, dimension_wise_correlation=res.dimension_wise_correlation
+    )
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu}))
+
+
 def baseline_checkout(ref: str, root: Path) -> Path:
     """``src/`` of the repository at ``ref`` (``git archive``), for PYTHONPATH."""
     repo = Path(__file__).resolve().parent.parent
@@ -216,12 +242,15 @@ def baseline_checkout(ref: str, root: Path) -> Path:
     return root / "src"
 
 
-def _run_analysis_child(stores, settings: dict, out: Path, pythonpath: str) -> dict:
+def _run_child(flag: str, stores, extra: str, out: Path, pythonpath: str) -> dict:
+    """Run ``--analysis-child`` / ``--layerwise-child`` in a fresh interpreter that imports
+    ``hrsa`` from ``pythonpath``; returns its JSON line, with the npz it wrote as ``values``."""
     env = {**os.environ, "PYTHONPATH": pythonpath}
-    cmd = [sys.executable, __file__, "--analysis-child", str(stores[0]), str(stores[1])]
-    cmd += [json.dumps(settings), str(out)]
+    cmd = [sys.executable, __file__, flag, str(stores[0]), str(stores[1]), extra, str(out)]
     done = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result["values"] = dict(np.load(out))
+    return result
 
 
 def _compare_arrays(new: dict, old: dict) -> dict:
@@ -263,13 +292,13 @@ def analysis_comparison(stores, args) -> dict:
         "device": "cpu",
     }
     store_bytes = sum(a.layer(i).nbytes + b.layer(i).nbytes for i in range(a.n_hidden_states))
-    ours_src = str(Path(__file__).resolve().parent.parent / "src")
     work = Path(stores[0]).parent
-    base_src = baseline_checkout(args.baseline_ref, work / "baseline")
-    runs = {}
-    for name, src in (("one_pass", ours_src), ("baseline", str(base_src))):
-        runs[name] = _run_analysis_child(stores, settings, work / f"{name}.npz", src)
-        runs[name]["values"] = dict(np.load(work / f"{name}.npz"))
+    runs = {
+        name: _run_child(
+            "--analysis-child", stores, json.dumps(settings), work / f"{name}.npz", src
+        )
+        for name, src in (("one_pass", OURS_SRC), ("baseline", args.baseline_src))
+    }
     new, old = runs["one_pass"], runs["baseline"]
     cmp = _compare_arrays(new["values"], old["values"])
     ref = fp64_reference(
@@ -637,18 +666,19 @@ def main(argv=None) -> dict:
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--memory-child", nargs=2, metavar=("BASE", "REASON"), help=argparse.SUPPRESS)
     p.add_argument("--analysis-child", nargs=4, help=argparse.SUPPRESS)
+    p.add_argument("--layerwise-child", nargs=4, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.analysis_child:
         analysis_child(*args.analysis_child)
+        return {}
+    if args.layerwise_child:
+        layerwise_child(*args.layerwise_child)
         return {}
     if args.memory_child:
         memory_child(*args.memory_child, args.chunk_size or 4096)
         return {}
 
     import torch
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    import _previous_engine as prev
 
     from hrsa.activations import ActivationStore
     from hrsa.metrics import layerwise_similarity
@@ -674,6 +704,7 @@ def main(argv=None) -> dict:
     }
     with tempfile.TemporaryDirectory(prefix="hrsa-bench-") as tmp:
         stores = make_stores(Path(tmp) / "x1", n, d, n_layers)
+        args.baseline_src = str(baseline_checkout(args.baseline_ref, Path(tmp) / "baseline"))
         a, b = ActivationStore(stores[0]), ActivationStore(stores[1])
         xs = [a.layer(i) for i in range(n_layers)]
         ys = [b.layer(i) for i in range(n_layers)]
@@ -684,18 +715,22 @@ def main(argv=None) -> dict:
         walls: dict = {"previous": [], "ours": []}
         cpus: dict = {"previous": [], "ours": []}
         for _ in range(args.repeats):
-            for name in ("previous", "ours"):
-                t0, c0 = time.perf_counter(), time.process_time()
-                if name == "previous":
-                    old = prev.layerwise_similarity(
-                        xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
-                    )
-                else:
-                    ours = layerwise_similarity(
-                        xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
-                    )
-                walls[name].append(time.perf_counter() - t0)
-                cpus[name].append(time.process_time() - c0)
+            prev = _run_child(
+                "--layerwise-child",
+                stores,
+                str(args.chunk_size),
+                Path(tmp) / "previous.npz",
+                args.baseline_src,
+            )
+            walls["previous"].append(prev["seconds"])
+            cpus["previous"].append(prev["cpu_seconds"])
+            old = prev["values"]
+            t0, c0 = time.perf_counter(), time.process_time()
+            ours = layerwise_similarity(
+                xs, ys, chunk_size=args.chunk_size, device="cpu", diagonal=False
+            )
+            walls["ours"].append(time.perf_counter() - t0)
+            cpus["ours"].append(time.process_time() - c0)
         t_prev, t_ours = min(walls["previous"]), min(walls["ours"])
         mem_x = [torch.from_numpy(np.asarray(x, dtype=np.float32)) for x in xs]
         mem_y = [torch.from_numpy(np.asarray(y, dtype=np.float32)) for y in ys]
