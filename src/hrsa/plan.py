@@ -534,30 +534,25 @@ class Plan:
             runs += [(m, "backbone", seeds[0], b) for m in self.eval_models() for b in benches]
         return runs
 
-    def score_files(self) -> list[dict]:
+    def _run_files(self, template: str) -> list[dict]:
+        """One record per evaluation run: its model, stage, seed, benchmark and file."""
         return [
             {
                 "model": m,
                 "stage": st,
                 "seed": s,
                 "benchmark": self.benchmarks[b],
-                "path": MTEB_SCORES.format(model=m, stage=st, seed=s, bench=b),
+                "path": template.format(model=m, stage=st, seed=s, bench=b),
             }
             for m, st, s, b in self.eval_runs()
         ]
 
+    def score_files(self) -> list[dict]:
+        return self._run_files(MTEB_SCORES)
+
     def instruction_files(self) -> list[dict]:
         """The instruction table of every evaluation run (what each task's queries got)."""
-        return [
-            {
-                "model": m,
-                "stage": st,
-                "seed": s,
-                "benchmark": self.benchmarks[b],
-                "path": MTEB_INSTRUCTIONS.format(model=m, stage=st, seed=s, bench=b),
-            }
-            for m, st, s, b in self.eval_runs()
-        ]
+        return self._run_files(MTEB_INSTRUCTIONS)
 
     def evaluation_targets(self) -> list[str]:
         if not (self.evaluation_enabled and self.eval_models()):
