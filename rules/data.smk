@@ -2,6 +2,7 @@
 # cluster it runs on the submit node, which has internet, as part of the `prefetch` target).
 # Registry sources are read through hrsa.data.remote: `data_mirror` points them at local copies;
 # files at URLs (the CoT traces) are cached under hub.cache_dir, else results/prefetch/data.
+# `traces: generated` reads this workflow's own judged CoT traces instead (rules/cot.smk).
 
 
 localrules:

@@ -1,7 +1,7 @@
 # MTEB evaluation of the embedding models (docs/contracts.md, contract 4) and the paper's Table 1.
 # Runs, seeds and settings: hrsa.plan.Plan (eval_runs, score_files, eval_settings). mteb is never
 # imported at parse time.
-from hrsa.evaluate.names import evaluated_model_name
+from hrsa.evaluate.names import EVALUATION_STAGES, evaluated_model_name
 
 
 rule evaluate_mteb:
@@ -19,7 +19,7 @@ rule evaluate_mteb:
     benchmark:
         "results/benchmarks/evaluate_mteb/{model}/{stage}/seed{seed}/{bench}.tsv"
     wildcard_constraints:
-        stage="emb|backbone",
+        stage=paths.alternatives(EVALUATION_STAGES),
         bench=paths.alternatives(PLAN.benchmarks),
     conda:
         "../envs/hrsa.yaml"
@@ -52,7 +52,7 @@ rule mteb_table1:
         table=paths.TABLE1,
         markdown="results/mteb/table1.md",
         backbone="results/mteb/table1_backbone.csv",
-        summary="results/mteb/summary.csv",
+        summary=paths.MTEB_SUMMARY,
         instructions=paths.INSTRUCTIONS,
     log:
         "logs/mteb_table1.log",

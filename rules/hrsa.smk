@@ -30,8 +30,9 @@ rule cross_model_probe:
     input:
         base=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "base"),
         reasoning=lambda wc: PLAN.pair_store(wc.pair, wc.stage, wc.dataset, "reasoning"),
+        plugins=PLAN.probe_plugin_files(),
     output:
-        f"{paths.HRSA_DIR}/probe.csv",
+        **PLAN.probe_outputs(),
     log:
         "logs/cross_model_probe/{pair}/{stage}/{dataset}.log",
     conda:
@@ -39,5 +40,6 @@ rule cross_model_probe:
     threads: THREADS
     params:
         settings=lambda wc: PLAN.probe_settings(wc.dataset),
+        plugins=PLAN.probe_plugins(),
     script:
         "../workflow/scripts/cross_model_probe.py"

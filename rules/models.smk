@@ -4,6 +4,7 @@
 rule build_tiny_model:
     input:
         init=lambda wc: PLAN.build_init_input(wc.model),
+        prompts=lambda wc: PLAN.build_prompts_input(wc.model),
     output:
         directory(paths.MODEL_DIR),
     log:

@@ -10,7 +10,9 @@ localrules:
     report_table2,
     report_table3,
     report_table4,
+    report_table6,
     report_table7,
+    report_table11,
     report_h_inv_table,
     report_figure3,
     report_figure4,
@@ -121,6 +123,27 @@ rule report_table4:
         "../workflow/scripts/report_table4.py"
 
 
+rule report_table6:
+    input:
+        summary=paths.MTEB_SUMMARY,
+    output:
+        csv=report(
+            f"{paths.REPORT}/table6.csv",
+            caption="../workflow/report/table6.rst",
+            category="Tables",
+            labels={"table": "Table 6"},
+        ),
+        md=f"{paths.REPORT}/table6.md",
+    log:
+        "logs/report/table6.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        **PLAN.table6_settings(),
+    script:
+        "../workflow/scripts/report_table6.py"
+
+
 rule report_table7:
     input:
         **PLAN.table7_inputs(),
@@ -138,6 +161,31 @@ rule report_table7:
         "../envs/hrsa.yaml"
     script:
         "../workflow/scripts/report_table7.py"
+
+
+rule report_table11:
+    input:
+        PLAN.cot_stats_files(),
+    output:
+        csv=report(
+            f"{paths.REPORT}/table11.csv",
+            caption="../workflow/report/table11.rst",
+            category="Tables",
+            labels={"table": "Table 11"},
+        ),
+        md=f"{paths.REPORT}/table11.md",
+        card=report(
+            f"{paths.REPORT}/{paths.COT_CARD}.md",
+            caption="../workflow/report/cot_card.rst",
+            category="Tables",
+            labels={"table": "Table 11: dataset card"},
+        ),
+    log:
+        "logs/report/table11.log",
+    conda:
+        "../envs/hrsa.yaml"
+    script:
+        "../workflow/scripts/report_table11.py"
 
 
 rule report_h_inv_table:
@@ -223,6 +271,7 @@ rule report_figure4:
 rule report_table8_figure:
     input:
         metrics=PLAN.hrsa_results("metrics.csv", datasets=[PLAN.main_dataset()]),
+        probe_metrics=PLAN.probe_metric_results(),
         plugins=PLAN.hrsa_plugin_files(),
     output:
         png=report(
@@ -240,8 +289,10 @@ rule report_table8_figure:
     params:
         **PLAN.report_names(),
         metrics=PLAN.extra_metrics(),
+        probe_metrics=PLAN.probe_extra_metrics(),
         plugins=PLAN.hrsa_plugins(),
         dataset=PLAN.main_dataset(),
+        probe_dataset=PLAN.probe_dataset(),
     script:
         "../workflow/scripts/report_table8_figure.py"
 

@@ -73,3 +73,29 @@ rule train_embedding:
         processes=PLAN.train_processes,
     script:
         "../workflow/scripts/train_embedding.py"
+
+
+# The same recipe with LoRA adapters (training.lora, paper Table 6), saved merged: it loads like
+# a full embedding model.
+rule train_embedding_lora:
+    input:
+        model=lambda wc: PLAN.model_input(wc.model),
+        data=PLAN.training_data_file(),
+    output:
+        directory(paths.LORA_EMBEDDING_DIR),
+    log:
+        "logs/train_embedding/{model}/lora-seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_embedding/{model}/lora-seed{seed}.tsv"
+    conda:
+        "../envs/hrsa.yaml"
+    threads: THREADS
+    resources:
+        gpu=PLAN.train_gpus,
+    params:
+        source=lambda wc: PLAN.model_source(wc.model),
+        revision=lambda wc: PLAN.model_revision(wc.model),
+        settings=lambda wc: PLAN.trainer_settings(wc.seed, lora=True),
+        processes=PLAN.train_processes,
+    script:
+        "../workflow/scripts/train_embedding.py"

@@ -6,6 +6,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# the config checks' memory (hrsa.config.check_jobs) stays inside the test session, never in ~/.cache
+import tempfile  # noqa: E402
+
+os.environ.setdefault("HRSA_CHECK_CACHE", tempfile.mkdtemp(prefix="hrsa-check-cache-"))
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

@@ -35,6 +35,8 @@ def test_train_config_defaults_are_the_schemas():
         value = getattr(cfg, f.name)
         if f.name == "seed":  # no config key: the target's seed, one of training.seeds
             assert value == schema_default("training.seeds")[0]
+        elif f.name == "adapter":  # no config key: set (from training.lora) for LoRA targets
+            assert value is None
         elif f.name == "num_negatives":  # derived default: mining.num_negatives
             assert value == schema_default("training.mining.num_negatives")
         elif f.name == "fsdp_layer_classes":
@@ -53,8 +55,8 @@ def test_non_trainer_keys_are_the_schemas_other_training_keys():
     assert NON_TRAINER_KEYS == schema_other_keys() == training - fields
     assert sorted(TRAINING_OTHER_KEYS) == sorted(NON_TRAINER_KEYS)  # one list, no duplicates
     assert {"enabled", "seeds", "gpus", "data", "mining", "dynamics_datasets"} <= NON_TRAINER_KEYS
-    # every trainer field but the per-target seed is a training key of the schema
-    assert fields - training == {"seed"}
+    # every trainer field but the per-target seed and adapter is a training key of the schema
+    assert fields - training == {"seed", "adapter"}
 
 
 def test_mining_defaults_are_the_schemas():

@@ -265,7 +265,9 @@ def test_nan_in_a_store_names_sequence_and_position(tmp_path):
     with pytest.raises(
         DataError, match=rf"hidden state 2.*'{sid}', token position {int(store.position[30])}"
     ):
-        compare_stores(a, b, SMALL)
+        # the NaN breaks the checksum too, which compare_stores would report first
+        # (tests/test_faults_store.py); here the engine's own message is under test
+        compare_stores(a, b, SMALL, verify=False)
 
 
 def test_zero_variance_layer_and_features_are_reported_not_silent(tmp_path):

@@ -53,16 +53,18 @@ def test_default_plan_counts_every_job_kind(default):
         "results/embeddings/tiny-base/seed0",
         "results/embeddings/tiny-reason/seed0",
         "results/embeddings/tiny-sft/seed0",
+        "results/embeddings/tiny-reason/lora-seed0",  # training.lora (Table 6)
     ]
     hrsa = default.hrsa_targets()
-    assert len([t for t in hrsa if t.endswith("metrics.csv")]) == 18
+    assert len([t for t in hrsa if t.endswith("/metrics.csv")]) == 18
     assert sorted(t for t in hrsa if t.endswith("probe.csv")) == [
         f"results/hrsa/{p}/{s}/ag_news/probe.csv"
         for p in ("tiny-sft-control", "tiny-small-update")
         for s in ("backbone", "emb")
     ]
     assert default.evaluation_targets() == ["results/mteb/table1.csv", "results/mteb/table1.md"]
-    assert len(default.eval_runs()) == 3
+    assert len(default.eval_runs()) == 4
+    assert ("tiny-reason", "lora", 0, "HRSA-Local") in default.eval_runs()
     assert default.dynamics_steps() == [0, 10, 20, 30]
     assert default.prefetch_inputs()[:3] == [
         f"results/data/probe/{d}.jsonl" for d in ("cot", "mmlu_pro", "ag_news")
@@ -70,11 +72,12 @@ def test_default_plan_counts_every_job_kind(default):
 
 
 def test_paper_plan_matches_the_papers_design(paper):
-    # Table 10's six pairs train; 11 distinct backbones x 3 seeds
+    # Table 10's six pairs train; 11 distinct backbones x 3 seeds, and Table 6's two LoRA twins
     assert len(paper.trained_models()) == 11
-    assert len(paper.training_targets()) == 33
-    # 11 embedding models x 3 seeds x 3 benchmarks
-    assert len(paper.eval_runs()) == 99
+    assert len(paper.training_targets()) == 33 + 2 * 3
+    assert paper.lora_models() == ["ds-r1-distill-qwen-1.5b", "nemotron-prorl-1.5b"]
+    # (11 embedding models + 2 LoRA twins) x 3 seeds x 3 benchmarks
+    assert len(paper.eval_runs()) == 99 + 18
     assert set(paper.benchmarks.values()) == {"MTEB(Multilingual, v2)", "MTEB(Code, v1)", "BRIGHT"}
     # every hub model is prefetched (nothing exists locally here), never built
     assert len(paper.prefetched_models()) == len(paper.models)
@@ -127,7 +130,7 @@ def test_the_authors_instructions_are_prefetched_and_read_by_every_evaluation():
         "authors_bright_origin": plan.prompt_url("authors_bright"),
         "unlisted": "authors_default",
     }
-    assert len(plan.instruction_files()) == len(plan.eval_runs()) == 99
+    assert len(plan.instruction_files()) == len(plan.eval_runs()) == 99 + 18
     assert plan.instruction_files()[0]["path"].endswith(".instructions.csv")
     assert plan.table1_settings()["instruction_files"] == plan.instruction_files()
     # {} = the authors' files at the pinned commit, the schema's defaults
@@ -183,6 +186,7 @@ def test_stage_inputs_and_paths(default):
 def test_published_embedding_model_replaces_training_and_has_no_snapshots():
     cfg = load("config.yaml")
     cfg["models"]["tiny-reason"]["embedding_source"] = {"source": "org/reason-embedding"}
+    cfg["training"]["lora"]["models"] = []  # LoRA needs the model trained (tested below)
     plan = plan_of(cfg)
     assert "tiny-reason" not in plan.trained_models()
     assert plan.pair_stages("tiny-small-update", dynamics=True) == ["backbone", "emb"]
@@ -281,6 +285,8 @@ def _every_param(plan: Plan) -> dict:
             out[f"build/{m}"] = plan.build_settings(m)
     for s in plan.train_seeds:
         out[f"train/{s}"] = plan.trainer_settings(s)
+        out[f"train-lora/{s}"] = plan.trainer_settings(s, lora=True)
+    out["table6"] = plan.table6_settings()
     return {k: repr(v) for k, v in out.items()}
 
 
@@ -315,7 +321,7 @@ def test_report_plan_follows_the_config(default):
     assert default.main_dataset() == "cot" and default.probe_dataset() == "ag_news"
     assert default.include_table1()
     tables = {Path(t).stem for t in default.report_tables()}
-    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 7, 12, 13)} | {"instructions"}
+    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 6, 7, 12, 13)} | {"instructions"}
     assert default.dynamics_results("tiny-sft-control") == [
         f"results/hrsa/tiny-sft-control/{s}/cot/summary.json"
         for s in ("backbone", "step10", "step20", "step30")
@@ -362,7 +368,12 @@ def test_a_numeric_probe_dataset_gets_the_ridge_probe():
     assert plan.probe_settings("mmlu_pro") == {"alpha": 1.0, "seed": 42, "task": "numeric"}
     # a class dataset's job records exactly what it recorded before the ridge probe
     assert plan.probe_settings("ag_news") == plain.probe_settings("ag_news")
-    assert plan.probe_settings("ag_news") == {"C": 1.0, "max_iter": 1000, "seed": 42}
+    assert plan.probe_settings("ag_news") == {
+        "C": 1.0,
+        "extra_metrics": ["behavioural_consistency"],
+        "max_iter": 1000,
+        "seed": 42,
+    }
     probes = sorted(t for t in plan.hrsa_targets() if t.endswith("probe.csv"))
     assert "results/hrsa/tiny-sft-control/emb/mmlu_pro/probe.csv" in probes
     assert len(probes) == 8  # 2 pairs x 2 stages x (ag_news, mmlu_pro)
@@ -402,3 +413,70 @@ def test_a_numeric_target_needs_a_labelled_dataset():
     cfg["probe_datasets"]["mmlu_pro"]["target"] = "regression"
     with pytest.raises(ConfigError, match="probe_datasets.mmlu_pro.target"):
         validate_config(cfg)
+
+
+def test_labelled_extra_metrics_run_with_the_probe_and_reach_the_table8_figure(default):
+    assert default.probe_extra_metrics() == ["behavioural_consistency"]
+    assert default.probe_settings("ag_news")["extra_metrics"] == ["behavioural_consistency"]
+    assert "extra_metrics" not in default.probe_settings()  # no dataset: the report's defaults
+    hrsa = default.hrsa_targets()
+    probe_metrics = sorted(t for t in hrsa if t.endswith("probe_metrics.csv"))
+    assert probe_metrics == sorted(
+        t.replace("probe.csv", "probe_metrics.csv") for t in hrsa if t.endswith("/probe.csv")
+    )
+    assert len(probe_metrics) == 4
+    assert sorted(default.probe_metric_results()) == probe_metrics
+    assert default.table8_figure_metrics()[-1] == "behavioural_consistency"
+    cfg = load("config.yaml")
+    cfg["hrsa"]["probe"]["extra_metrics"] = []
+    plan = plan_of(cfg)
+    assert plan.probe_outputs() == {"probe": "results/hrsa/{pair}/{stage}/{dataset}/probe.csv"}
+    assert not plan.probe_metric_results() and "extra_metrics" not in plan.probe_settings("ag_news")
+
+
+def test_lora_targets_train_evaluate_and_make_table6(default):
+    pytest.importorskip("torch")
+    from hrsa.train.config import TrainConfig
+
+    assert default.lora_models() == ["tiny-reason"]
+    lora = default.trainer_settings(0, lora=True)
+    full = default.trainer_settings(0)
+    assert lora["adapter"] == {
+        "rank": 8,
+        "alpha": 16,
+        "dropout": 0.1,
+        "target_modules": "all-linear",
+    }
+    assert lora["learning_rate"] == 5.0e-3 and full["learning_rate"] == 1.0e-3
+    assert "adapter" not in full and "lora" not in full
+    # everything else is the identical recipe
+    assert {k: v for k, v in lora.items() if k not in ("adapter", "learning_rate")} == {
+        k: v for k, v in full.items() if k != "learning_rate"
+    }
+    assert TrainConfig.from_mapping(lora).adapter["rank"] == 8
+    assert (
+        default.eval_model_input("tiny-reason", "lora", 0)
+        == "results/embeddings/tiny-reason/lora-seed0"
+    )
+    assert default.table6_settings()["models"] == ["tiny-reason"]
+    assert "Table 6" not in default.report_skipped()
+
+
+def test_lora_needs_a_trained_model_and_evaluation_for_table6():
+    cfg = load("config.yaml")
+    cfg["training"]["lora"]["models"] = ["tiny-miner"]
+    with pytest.raises(ConfigError, match=r"training\.lora\.models.*tiny-miner"):
+        plan_of(cfg).training_targets()
+    cfg = load("config.yaml")
+    cfg["training"]["lora"]["models"] = []
+    plan = plan_of(cfg)
+    assert not any("lora" in t for t in plan.training_targets())
+    assert "Table 6" in plan.report_skipped() and not any(
+        "table6" in t for t in plan.report_tables()
+    )
+    cfg = load("config.yaml")
+    cfg["evaluation"]["enabled"] = False
+    cfg["report"] = {**cfg.get("report", {}), "include_table1": False}
+    plan = plan_of(cfg)
+    assert "results/embeddings/tiny-reason/lora-seed0" in plan.training_targets()
+    assert "Table 6" in plan.report_skipped()

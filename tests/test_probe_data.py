@@ -275,7 +275,7 @@ def test_loaders_read_only_fields_the_real_schema_declares(mirror, monkeypatch, 
     records = load_probe_dataset(key, spec, mirror=root)
     assert records
     src = REGISTRY[spec["registry"]]
-    derived = set(getattr(src, "derived_fields", {})) | {probe.ROW_ID}
+    derived = set(getattr(src, "derived_fields", {})) | set(probe.LOADER_KEYS)
     assert seen and seen <= set(src.fields) | derived, seen - set(src.fields)
     # and every field the spec names is declared
     named = {spec.get(k, getattr(src, k)) for k in probe.FIELD_KEYS} - {None}

@@ -203,6 +203,7 @@ def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp
     data["models"]["tiny-base"]["embedding_source"] = {"source": str(recipe)}
     data["models"]["tiny-reason"]["embedding_source"] = {"source": str(own), "revision": None}
     data["training"].update(max_steps=6, save_every=3)
+    data["training"]["lora"]["models"] = []  # LoRA needs the model trained
     data["hrsa"]["datasets"] = ["cot", "ag_news"]
     cfg.write_text(yaml.safe_dump(data))
     # the plan: only tiny-sft is trained; no snapshots of either pair (one member published)

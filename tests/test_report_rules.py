@@ -164,7 +164,8 @@ def test_default_report_lists_every_table_and_figure(plan_for):
     assert sorted(plan.report_figures()) == sorted(
         expected((), ALL_FIGURES, PAIRS, PAIRS)[1:] + table8
     )
-    assert plan.report_skipped() == {}
+    # only the opt-in outputs: LoRA twins (training.lora) and CoT generation (cot_generation)
+    assert set(plan.report_skipped()) == {"Table 6", "Table 11"}
     assert plan.extra_metrics() == ["feature_wasserstein"]
     assert plan.include_table1()
     assert plan.figure3_pairs() == ["sft", "prorl"]  # the first SFT and the first RLVR pair
@@ -186,7 +187,9 @@ def test_report_without_training_evaluation_or_labels(plan_for):
     assert not plan.include_table1()
     assert set(plan.report_skipped()) == {
         "Table 1",
+        "Table 6",
         "Table 7",
+        "Table 11",
         "Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)",
         "Figures 4, 12, 13",
         "Figure 5",

@@ -16,8 +16,9 @@ def test_table7_uses_rows_after_mining_next_to_the_paper():
         assert row["used_minus_paper"] == row["used"] - REGISTRY[key].n_paper
         assert row["negatives"] == ("annotated" if REGISTRY[key].annotated_negatives else "mined")
         assert row["verified"] == REGISTRY[key].verified
+        assert row["mined_negatives"] == mining["sources"][key]["mined_negatives"]
     lines = table.markdown.splitlines()
-    assert lines[0] == "| Dataset | Table 7 | Used | Δ | Negatives | Source |"
+    assert lines[0] == "| Dataset | Table 7 | Used | Δ | Negatives | Mined negatives | Source |"
     assert lines[2].startswith("| FEVER | 105,893 | 1,0")
     assert "(unverified)" in lines[2] and "(unverified)" not in lines[3]
     total = next(line for line in lines if line.startswith("| **Total**"))

@@ -123,10 +123,25 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
         assert list((res / "mteb" / model / "emb" / "seed0" / "HRSA-Local").rglob("*.json"))
     table1 = pd.read_csv(res / "mteb" / "table1.csv")
     assert set(table1["pair"]) == set(pairs) and table1["delta_mean"].notna().all()
+    # the LoRA twin of tiny-reason (training.lora): trained with adapters, saved merged (a plain
+    # model), evaluated, and Table 6 sets it against the full model
+    lora = res / "embeddings" / "tiny-reason" / "lora-seed0"
+    lora_summary = json.loads((lora / "training_summary.json").read_text())
+    assert lora_summary["lora"]["rank"] == 8
+    assert lora_summary["trainable_parameters"] < lora_summary["total_parameters"] / 4
+    assert json.loads((lora / "config.json").read_text())["is_causal"] is False
+    table6 = pd.read_csv(res / "report" / "table6.csv")
+    assert list(table6["model"]) == ["tiny-reason"] and (table6["n_seeds"] == 1).all()
+    assert table6[["lora_mean", "full_mean"]].notna().all().all()
+    assert table6["full_mean"].iloc[0] == pytest.approx(
+        pd.read_csv(res / "mteb" / "summary.csv")
+        .query("model == 'tiny-reason' and stage == 'emb'")["mean_task"]
+        .iloc[0]
+    )
     # the report lists every table and figure it wrote, and each exists
     report = res / "report"
     readme = (report / "README.md").read_text()
-    for name in ["table1", "table2", "table3", "table4", "table12", "table13"]:
+    for name in ["table1", "table2", "table3", "table4", "table6", "table7", "table12", "table13"]:
         assert (report / f"{name}.csv").is_file() and (report / f"{name}.md").is_file()
         assert f"({name}.csv)" in readme
     for n in [3, 4, 6, 7, 8, 9, 10, 11, 12, 13]:
@@ -137,7 +152,12 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     # the Table 8 figure draws every extra metric, the plug-in's too, for every pair
     assert (report / "figure_table8.png").is_file() and "figure_table8.png" in readme
     drawn = pd.read_csv(report / "figure_table8.csv")
-    assert set(drawn["metric"]) == set(config["hrsa"]["extra_metrics"])
+    labelled = config["hrsa"]["probe"]["extra_metrics"]
+    assert labelled == ["behavioural_consistency"]
+    assert set(drawn["metric"]) == set(config["hrsa"]["extra_metrics"]) | set(labelled)
+    consistency = drawn[drawn["metric"] == "behavioural_consistency"]
+    assert set(consistency["pair"]) == set(pairs) and consistency["layer"].isna().all()
+    assert consistency["value"].between(0, 1).all()
     assert set(drawn[drawn["metric"] == "spread_ratio"]["pair"]) == set(pairs)
     assert (
         tmp_path / "logs" / "extract_activations" / "tiny-base" / "backbone" / "cot.log"

@@ -21,7 +21,6 @@ ActivationStore`` keeps working. Importing this module does not import torch or 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
@@ -80,22 +79,23 @@ __all__ = [
 
 def read_texts(path: str | os.PathLike) -> list[dict]:
     """Read a probe dataset JSONL (records with ``id``, ``text`` and optional ``label``)."""
+    from .data.probe import iter_jsonl
+
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: probe dataset file not found")
-    records = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or "id" not in rec:
-                raise DataError(f"{path}:{lineno}: each record needs a string 'text' and an 'id'")
-            if rec["text"].strip():
-                records.append(rec)
+    records, lines = [], {}
+    for lineno, rec in iter_jsonl(path):  # undecodable bytes, bad JSON: errors naming the line
+        if not isinstance(rec, dict) or not isinstance(rec.get("text"), str) or "id" not in rec:
+            raise DataError(f"{path}:{lineno}: each record needs a string 'text' and an 'id'")
+        if rec["id"] in lines:
+            raise DataError(
+                f"{path}:{lineno}: id {rec['id']!r} repeats the id of line {lines[rec['id']]}; "
+                "ids must be unique"
+            )
+        lines[rec["id"]] = lineno
+        if rec["text"].strip():
+            records.append(rec)
     if not records:
         raise DataError(f"{path}: the probe dataset is empty (no non-empty 'text' records)")
     return records

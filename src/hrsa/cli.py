@@ -59,22 +59,33 @@ def _extract(args) -> None:
     )
 
 
-def _verify(args) -> None:
-    from .activations import ActivationStore
+def _verify(args) -> int:
+    """Every problem of the store, one line each (missing, truncated, malformed or corrupted
+    files, an absent or unreadable manifest), and exit status 1; or one ``ok`` line."""
+    from .store import ActivationStore, rebuild_hint, store_problems
 
-    store = ActivationStore(args.store)
-    store.verify()
+    try:
+        problems = store_problems(args.store)
+    except OSError as exc:  # e.g. the store directory itself is unreadable
+        problems = [f"{exc.filename or args.store}: unreadable ({exc.strerror or exc})"]
+    if problems:
+        for problem in problems:
+            print(f"hrsa: error: {problem}", file=sys.stderr)
+        print(f"hrsa: {rebuild_hint(args.store)}", file=sys.stderr)
+        return 1
+    store = ActivationStore(args.store, verify_reads=False)
     print(
         f"{args.store}: ok ({store.n_rows} tokens, {store.n_hidden_states} hidden states, "
-        f"D={store.dim}, dtype {store.manifest['dtype']})"
+        f"D={store.dim}, dtype {store.manifest.get('dtype', '?')})"
     )
+    return 0
 
 
 def _check_pair(args) -> None:
-    from .activations import ActivationStore, check_aligned
+    from .store import pair_check
 
-    check_aligned(ActivationStore(args.a), ActivationStore(args.b))
-    print("aligned")
+    pair_check(args.a, args.b)
+    print("aligned; every file of both stores matches its manifest")
 
 
 def _rehearsal_config(args) -> None:
@@ -175,11 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_rehearsal_check)
     args = ap.parse_args(argv)
     try:
-        args.func(args)
+        status = args.func(args)
     except HRSAError as exc:
         print(f"hrsa: error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

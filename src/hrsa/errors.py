@@ -39,3 +39,7 @@ class StoreError(HRSAError):
 
 class PairMismatchError(HRSAError):
     """The two models of a pair disagree on tokenization or on the rows of their stores."""
+
+
+class LockError(HRSAError):
+    """A work directory is locked by another live writer (the message names its pid and host)."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config import HRSA_OTHER_KEYS, TRAINING_OTHER_KEYS
+from .config import HRSA_OTHER_KEYS, LORA_ADAPTER_KEYS, TRAINING_OTHER_KEYS
 from .errors import ConfigError
 
 STAGES_MAIN = ("backbone", "emb")
@@ -49,8 +49,11 @@ STORE = "results/activations/{model}/{stage}/{dataset}"
 PAIR_CHECK = "results/checks/{pair}/{stage}/{dataset}.json"
 HRSA_DIR = "results/hrsa/{pair}/{stage}/{dataset}"
 EMBEDDING_DIR = "results/embeddings/{model}/seed{seed}"
+LORA_EMBEDDING_DIR = "results/embeddings/{model}/lora-seed{seed}"
 MTEB_SCORES = "results/mteb/{model}/{stage}/seed{seed}/{bench}.csv"
 MTEB_CACHE = "results/mteb/{model}/{stage}/seed{seed}/{bench}"
+MTEB_SUMMARY = "results/mteb/summary.csv"
+PROBE_METRICS = "probe_metrics.csv"
 MTEB_INSTRUCTIONS = "results/mteb/{model}/{stage}/seed{seed}/{bench}.instructions.csv"
 TABLE1 = "results/mteb/table1.csv"
 INSTRUCTIONS = "results/mteb/instructions.csv"
@@ -71,6 +74,19 @@ TABLE8_FIGURE = "figure_table8"
 H_INV_TABLES = {"12": "backbone", "13": "emb"}
 # The report's appendix to Table 1: the instruction of every evaluated task and its source.
 INSTRUCTIONS_APPENDIX = f"{REPORT}/instructions"
+
+# CoT traces generated and judged by this workflow (hrsa.cot, rules/cot.smk), per source key of
+# cot_generation.sources; the request caches live in cot_generation.cache_dir (not outputs).
+COT_PROBLEMS = "results/cot/problems/{cot_source}.jsonl"
+COT_GENERATED = "results/cot/generated/{cot_source}.jsonl"
+COT_JUDGED = "results/cot/judged/{cot_source}.jsonl"
+COT_STATS = "results/cot/judged/{cot_source}.json"
+COT_ESTIMATE = "results/cot/estimate.json"
+COT_ROLES = ("generator", "judge")
+#: the generated CoT dataset's card, next to Table 11 (under REPORT)
+COT_CARD = "cot_card"
+# what selects a source's problems (the rest of a source's keys changes no problem)
+COT_SOURCE_RESULT_KEYS = ("reasoning_budget", "max_tokens", "label", "paper_total", "paper_valid")
 
 # Keys of the mapping form of evaluation.prompts naming one of the authors' instruction files
 # (hrsa.evaluate.authors.KINDS), in lookup order.
@@ -193,6 +209,7 @@ class Plan:
             "dataset": alternatives(self.probe_datasets),
             "stage": r"backbone|emb|step\d+",
             "seed": r"\d+",
+            "cot_source": alternatives(self.cot_sources()),
         }
 
     # ------------------------------------------------------------------ models
@@ -207,7 +224,17 @@ class Plan:
         return MODEL_DIR.format(model=model)
 
     def build_settings(self, model: str) -> dict:
-        return normalised(self.model_spec(model)["build"])
+        """``models.<model>.build``; the chat recipe's ``prompts`` defaults to
+        ``cot_generation.prompts``."""
+        build = dict(self.model_spec(model)["build"])
+        if build["recipe"] == "chat":
+            build["prompts"] = self._resource(build.get("prompts") or self.cot["prompts"])
+        return normalised(build)
+
+    def build_prompts_input(self, model: str) -> list[str]:
+        """The CoT prompts file a chat recipe trains on (an edit rebuilds the model)."""
+        build = self.build_settings(model)
+        return [build["prompts"]] if "prompts" in build else []
 
     def build_init_input(self, model: str) -> str | list:
         """A derived tiny model starts from its base's directory (none: an empty input)."""
@@ -417,9 +444,14 @@ class Plan:
     def probe_spec(self, dataset: str) -> dict:
         """The spec the probe-data rule materialises. ``target`` says how the labels are
         probed, not what the data is: it is left out, so that setting it never remakes the
-        data (and every activation store after it)."""
+        data (and every activation store after it). A ``traces: generated`` dataset gets
+        ``generated_files``: the judged files it reads (:meth:`probe_generated`)."""
         spec = self.config["probe_datasets"][dataset]
-        return normalised({k: v for k, v in spec.items() if k != "target"})
+        spec = {k: v for k, v in spec.items() if k != "target"}
+        generated = self.probe_generated(dataset)
+        if generated is not None:  # the judged files it reads (traces: generated)
+            spec["generated_files"] = generated
+        return normalised(spec)
 
     def probe_target(self, dataset: str) -> str:
         """``probe_datasets.<dataset>.target``: ``class`` (logistic-regression probe) or
@@ -427,12 +459,188 @@ class Plan:
         return str(self.config["probe_datasets"][dataset]["target"])
 
     def probe_local_input(self, dataset: str) -> list[str]:
+        """The files a probe dataset is read from: a local file, or the judged files of the
+        generated CoT traces (``traces: generated``)."""
+        generated = self.probe_generated(dataset)
+        if generated is not None:
+            return [f for files in generated.values() for f in files]
         local = self.config["probe_datasets"][dataset].get("local")
         return [local] if local else []
+
+    def probe_generated(self, dataset: str) -> dict[str, list[str]] | None:
+        """``{tier: judged files}`` of a ``traces: generated`` dataset's tiers (None for any
+        other dataset); a tier no source of ``cot_generation.sources`` has is a config error."""
+        spec = self.config["probe_datasets"][dataset]
+        if spec.get("traces") != "generated":
+            return None
+        from .data.probe import REGISTRY
+
+        tiers = list(spec.get("tiers") or REGISTRY["cot"].default_tiers)
+        files = {t: self.cot_judged_files(t) for t in tiers}
+        have = {self.cot["sources"][s]["tier"] for s in self.cot_sources()}
+        if not any(files.values()):
+            raise ConfigError.at(
+                f"probe_datasets.{dataset}.traces",
+                f"generated traces of the tiers {tiers} need cot_generation.sources of those "
+                f"tiers (configured: {sorted(have) or 'no source'})",
+            )
+        return {t: f for t, f in files.items() if f}
 
     def data_cache_dir(self) -> str:
         """Where files at URLs are cached: hub.cache_dir, else results/prefetch/data."""
         return self.hub_cache_dir or "results/prefetch/data"
+
+    # ------------------------------------------------------------------ CoT generation
+    @property
+    def cot(self) -> Mapping:
+        return self.config["cot_generation"]
+
+    def cot_sources(self) -> list[str]:
+        """Keys of cot_generation.sources, in configured order (Table 11's rows)."""
+        return list(self.cot["sources"])
+
+    def cot_enabled(self) -> bool:
+        """CoT generation is configured: at least one source."""
+        return bool(self.cot["sources"])
+
+    def cot_source_spec(self, source: str) -> dict:
+        """What selects ``source``'s problems (``cot_problems``' params): its spec without the
+        keys that change no problem (token limits, label, the paper's counts)."""
+        spec = self.cot["sources"][source]
+        return normalised({k: v for k, v in spec.items() if k not in COT_SOURCE_RESULT_KEYS})
+
+    def cot_source_info(self, source: str) -> dict:
+        """The whole spec of ``source`` with its key and label (the judge's statistics)."""
+        spec = dict(self.cot["sources"][source])
+        spec.setdefault("label", source)
+        return normalised({"key": source, **spec})
+
+    def cot_problems_input(self, source: str) -> list[str]:
+        local = self.cot["sources"][source].get("local")
+        return [local] if local else []
+
+    def cot_prompts_file(self) -> str:
+        return self._resource(self.cot["prompts"])
+
+    def cot_cache_file(self, source: str, step: str) -> str:
+        """The request cache of ``source``'s ``step`` (``generate`` or ``judge``)."""
+        return os.path.join(self.cot["cache_dir"], f"{source}.{step}.jsonl")
+
+    def cot_judged_files(self, tier: str | None = None) -> list[str]:
+        return [
+            COT_JUDGED.format(cot_source=s)
+            for s in self.cot_sources()
+            if tier is None or self.cot["sources"][s]["tier"] == tier
+        ]
+
+    def cot_stats_files(self) -> list[str]:
+        return [COT_STATS.format(cot_source=s) for s in self.cot_sources()]
+
+    def _cot_served(self, role: str) -> bool:
+        return self.cot[role]["serve"] != "external"
+
+    def cot_is_local_rule(self, role: str) -> bool:
+        """An external endpoint is called from the submit node (which has internet); a served
+        model runs as a (GPU) job."""
+        return not self._cot_served(role)
+
+    def cot_endpoint_input(self, role: str) -> list[str]:
+        """A served model's file dependency: a models key's directory or prefetch record, or a
+        local directory; nothing for a hub id or an external endpoint."""
+        if not self._cot_served(role):
+            return []
+        model = self.cot[role]["model"]
+        if model in self.config["models"]:
+            return [self.model_input(model)]
+        return [model] if self.is_local(model) else []
+
+    def cot_resources(self, role: str) -> dict:
+        """The job's resources: the vLLM server's GPUs, memory and runtime (slurm_vllm); no
+        GPU otherwise."""
+        if self.cot[role]["serve"] != "slurm_vllm":
+            return {"gpu": 0}
+        vllm = self.cot[role]["vllm"]
+        return {
+            "gpu": int(vllm["gpus"]),
+            "mem_mb": int(vllm["mem_mb"]),
+            "runtime": int(vllm["runtime"]),
+        }
+
+    def cot_requests(self) -> dict:
+        return normalised(self.cot["requests"])
+
+    def cot_endpoint(self, role: str, source: str | None = None) -> dict:
+        """An endpoint's settings for ``hrsa.cot.pipeline``: where it runs, the model (a models
+        key resolved to its directory or hub id and revision), what each request carries, and
+        for the generator the reasoning budget - ``source``'s own limits where it sets them."""
+        e = self.cot[role]
+        model, serve = e["model"], e["serve"]
+        settings = {
+            "role": role,
+            "serve": serve,
+            "model": model,
+            "api_key_env": e["api_key_env"],
+            "price_input": e["price_input"],
+            "price_output": e["price_output"],
+            "request": {
+                k: e[k]
+                for k in (
+                    "temperature",
+                    "top_p",
+                    "top_k",
+                    "max_tokens",
+                    "seed",
+                    "thinking",
+                    "thinking_switch",
+                    "extra_body",
+                )
+            },
+        }
+        revision, tokenizer = e["revision"], e["tokenizer"]
+        if serve == "external":
+            if not e["base_url"]:
+                raise ConfigError.at(
+                    f"cot_generation.{role}.base_url",
+                    "serve: external needs the endpoint's URL, e.g. http://host:8000/v1",
+                )
+            settings["base_url"] = e["base_url"]
+        else:
+            source_dir = model
+            if model in self.config["models"]:
+                source_dir, revision = self.model_source(model), self.model_revision(model)
+            section = "local" if serve == "local" else "vllm"
+            settings.update({"source": source_dir, "served_name": model, section: e[section]})
+            tokenizer = tokenizer or source_dir
+        settings["revision"] = revision
+        settings["model_id"] = f"{model}@{revision}" if revision else model
+        settings["tokenizer"] = tokenizer
+        if role == "generator":
+            settings["reasoning_budget"] = e["reasoning_budget"]
+            settings["budget_measure"] = e["budget_measure"]
+            spec = self.cot["sources"].get(source, {}) if source is not None else {}
+            if "reasoning_budget" in spec:
+                settings["reasoning_budget"] = spec["reasoning_budget"]
+            if "max_tokens" in spec:
+                settings["request"]["max_tokens"] = spec["max_tokens"]
+        else:
+            settings["valid_if_contains"] = e["valid_if_contains"]
+        return normalised(settings)
+
+    def cot_estimate_settings(self) -> dict:
+        """Params of ``cot_estimate``: every source's generator settings, the judge's, the
+        caches."""
+        return {
+            "problems": self.cot_problem_files(),
+            "generator": {s: self.cot_endpoint("generator", s) for s in self.cot_sources()},
+            "judge": self.cot_endpoint("judge"),
+            "caches": {
+                s: {step: self.cot_cache_file(s, step) for step in ("generate", "judge")}
+                for s in self.cot_sources()
+            },
+        }
+
+    def cot_problem_files(self) -> dict[str, str]:
+        return {s: COT_PROBLEMS.format(cot_source=s) for s in self.cot_sources()}
 
     # ------------------------------------------------------------------ training
     @property
@@ -454,7 +662,8 @@ class Plan:
     def training_targets(self) -> list[str]:
         if not self.training_enabled:
             return []
-        return [self.embedding_dir(m, s) for m in self.trained_models() for s in self.train_seeds]
+        full = [self.embedding_dir(m, s) for m in self.trained_models() for s in self.train_seeds]
+        return full + self.lora_targets()
 
     def training_data_file(self) -> str:
         return MINED_DATA if self.mining_enabled else TRAIN_DATA
@@ -490,13 +699,45 @@ class Plan:
         skip = {"enabled", "model", "revision"}
         return normalised({k: v for k, v in self.mining.items() if k not in skip})
 
-    def trainer_settings(self, seed: int | str) -> dict:
+    def trainer_settings(self, seed: int | str, lora: bool = False) -> dict:
         """``config["training"]`` restricted to the trainer's own keys (``TrainConfig``), with
-        the derived ``num_negatives`` and the job's seed."""
+        the derived ``num_negatives`` and the job's seed; for a LoRA target (``lora``) the
+        adapter of ``training.lora`` and its learning rate (when set)."""
         settings = {k: v for k, v in self.training.items() if k not in TRAINING_OTHER_KEYS}
         settings.setdefault("num_negatives", int(self.mining["num_negatives"]))
         settings["seed"] = int(seed)
+        if lora:
+            settings["adapter"] = {k: self.lora[k] for k in LORA_ADAPTER_KEYS}
+            if self.lora["learning_rate"] is not None:
+                settings["learning_rate"] = self.lora["learning_rate"]
         return normalised(settings)
+
+    # ------------------------------------------------------------------ LoRA (Table 6)
+    @property
+    def lora(self) -> Mapping:
+        return self.training["lora"]
+
+    @cached_property
+    def _lora(self) -> list[str]:
+        chosen = list(self.lora["models"]) if self.training_enabled else []
+        for model in chosen:
+            if model not in self._trained:
+                raise ConfigError.at(
+                    "training.lora.models",
+                    f"{model!r} is not a trained model (trained: {', '.join(self._trained) or 'none'}"
+                    "): LoRA runs beside a model's full training",
+                )
+        return chosen
+
+    def lora_models(self) -> list[str]:
+        """Trained models also trained with LoRA adapters (training.lora.models)."""
+        return list(self._lora)
+
+    def lora_dir(self, model: str, seed: int | str) -> str:
+        return LORA_EMBEDDING_DIR.format(model=model, seed=seed)
+
+    def lora_targets(self) -> list[str]:
+        return [self.lora_dir(m, s) for m in self.lora_models() for s in self.train_seeds]
 
     @property
     def train_processes(self) -> int:
@@ -532,6 +773,7 @@ class Plan:
         ]
         if self.evaluation["evaluate_backbone"]:
             runs += [(m, "backbone", seeds[0], b) for m in self.eval_models() for b in benches]
+        runs += [(m, "lora", s, b) for m in self.lora_models() for s in seeds for b in benches]
         return runs
 
     def _run_files(self, template: str) -> list[dict]:
@@ -562,16 +804,22 @@ class Plan:
     def eval_model_input(self, model: str, stage: str, seed: int | str) -> str:
         if stage == "backbone":
             return self.model_input(model)
+        if stage == "lora":
+            return self.lora_dir(model, seed)
         return self.emb_model_input(model, seed)
 
     def eval_model_source(self, model: str, stage: str, seed: int | str) -> str:
         if stage == "backbone":
             return self.model_source(model)
+        if stage == "lora":
+            return self.lora_dir(model, seed)
         return self.emb_model_source(model, seed)
 
     def eval_model_revision(self, model: str, stage: str) -> str | None:
         if stage == "backbone":
             return self.model_revision(model)
+        if stage == "lora":
+            return None
         return self.emb_model_revision(model)
 
     def is_local_benchmark(self, slug: str) -> bool:
@@ -659,6 +907,16 @@ class Plan:
             }
         )
 
+    def table6_settings(self) -> dict:
+        """Params of Table 6: the LoRA models in configured order, benchmarks, labels, score."""
+        return {
+            "models": self.lora_models(),
+            "benchmarks": list(self.benchmarks.values()),
+            "labels": {m: self.model_spec(m).get("label", m) for m in self.lora_models()},
+            "score": self.evaluation["table1_score"],
+            "adapter": normalised(dict(self.lora)),
+        }
+
     def table1_settings(self) -> dict:
         """Params of Table 1 (pairs and models keep their configured order: the rows')."""
         return {
@@ -700,7 +958,30 @@ class Plan:
         probe = self.config["hrsa"]["probe"]
         if dataset is not None and self.probe_target(dataset) == "numeric":
             return normalised({"seed": probe["seed"], "alpha": probe["alpha"], "task": "numeric"})
-        return normalised({k: probe[k] for k in ("seed", "C", "max_iter")})
+        settings = {k: probe[k] for k in ("seed", "C", "max_iter")}
+        if dataset is not None and self.probe_extra_metrics():
+            settings["extra_metrics"] = self.probe_extra_metrics()
+        return normalised(settings)
+
+    def probe_extra_metrics(self) -> list[str]:
+        """hrsa.probe.extra_metrics: registered metrics that need labels, computed with the
+        cross-model probe (class targets) into ``probe_metrics.csv``."""
+        return [str(m) for m in self.config["hrsa"]["probe"]["extra_metrics"]]
+
+    def probe_plugins(self) -> list[str]:
+        """hrsa.plugins, imported by the probe job when it computes labelled extra metrics."""
+        return self.hrsa_plugins() if self.probe_extra_metrics() else []
+
+    def probe_plugin_files(self) -> list[str]:
+        return [p for p in self.probe_plugins() if p.endswith(".py")]
+
+    def probe_outputs(self) -> dict[str, str]:
+        """The cross-model probe's outputs: probe.csv, and probe_metrics.csv with labelled
+        extra metrics (empty for a numeric target)."""
+        outputs = {"probe": f"{HRSA_DIR}/probe.csv"}
+        if self.probe_extra_metrics():
+            outputs["metrics"] = f"{HRSA_DIR}/{PROBE_METRICS}"
+        return outputs
 
     @property
     def hrsa_gpus(self) -> int:
@@ -714,7 +995,7 @@ class Plan:
             targets += [f"{base}/metrics.csv", f"{base}/summary.json"]
         for u in self.analysis_units(dynamics=False):
             if u.dataset in self.labelled_datasets:
-                targets.append(f"{HRSA_DIR.format(**vars(u))}/probe.csv")
+                targets += [p.format(**vars(u)) for p in self.probe_outputs().values()]
         return targets
 
     # ------------------------------------------------------------------ report
@@ -801,6 +1082,20 @@ class Plan:
             return []
         return self.hrsa_results("probe.csv", pairs=pairs, stages=stages, datasets=[dataset])
 
+    def table8_figure_metrics(self) -> list[str]:
+        """What the Table 8 figure draws: the per-layer extra metrics, then the labelled ones
+        (when the report has a probe dataset)."""
+        labelled = self.probe_extra_metrics() if self.probe_dataset() is not None else []
+        return self.extra_metrics() + labelled
+
+    def probe_metric_results(self) -> list[str]:
+        """probe_metrics.csv of every pair and main stage on the report's probe dataset (the
+        labelled panels of the Table 8 figure); none without labelled extra metrics."""
+        dataset = self.probe_dataset()
+        if dataset is None or not self.probe_extra_metrics():
+            return []
+        return self.hrsa_results(PROBE_METRICS, datasets=[dataset])
+
     def dynamics_results(self, pair: str) -> list[str]:
         """Summaries of every snapshot of one pair; the backbone stands for step 0."""
         steps = [f"step{n}" for n in self.dynamics_steps() if n > 0]
@@ -820,15 +1115,22 @@ class Plan:
 
     def report_tables(self) -> list[str]:
         numbers = [2, 3, 4, 12]
+        if self.cot_enabled():
+            numbers.append(11)
         if self.trained_models():
             numbers.append(7)
         if "emb" in self.report_stages():
             numbers.append(13)
         if self.include_table1():
             numbers.append(1)
+            if self.lora_models():
+                numbers.append(6)
         stems = [f"{REPORT}/table{n}" for n in sorted(numbers)]
         stems += self.report_appendices()
-        return [f"{stem}.{ext}" for stem in stems for ext in ("csv", "md")]
+        files = [f"{stem}.{ext}" for stem in stems for ext in ("csv", "md")]
+        if self.cot_enabled():  # the generated CoT dataset's card, with Table 11
+            files.append(f"{REPORT}/{COT_CARD}.md")
+        return files
 
     def report_appendices(self) -> list[str]:
         """Stems of the report's appendices: Table 1's instructions, with Table 1."""
@@ -843,7 +1145,7 @@ class Plan:
         stems += [f"figure5/{pair}" for pair in self.dynamics_pairs()]
         stems += [f"pairs/{pair}" for pair in self.pairs]
         files = [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
-        if self.extra_metrics():  # with the data it draws
+        if self.table8_figure_metrics():  # with the data it draws
             files += [f"{REPORT}/{TABLE8_FIGURE}.{ext}" for ext in ("png", "pdf", "csv")]
         return files
 
@@ -857,6 +1159,16 @@ class Plan:
             skipped["Table 1"] = (
                 "no MTEB evaluation in this config (report.include_table1 / evaluation.enabled)."
             )
+        if not (self.lora_models() and self.include_table1()):
+            skipped["Table 6"] = (
+                "no LoRA embedding models evaluated in this config (training.lora.models, "
+                "with MTEB evaluation)."
+            )
+        if not self.cot_enabled():
+            skipped["Table 11"] = (
+                "no CoT generation in this config (cot_generation.sources; the probe data are "
+                "the authors' published traces or a stand-in)."
+            )
         if not self.trained_models():
             skipped["Table 7"] = (
                 "no contrastive training in this config (training.enabled, or every embedding "
@@ -868,9 +1180,10 @@ class Plan:
             )
         if self.probe_dataset() is None:
             skipped["Figures 4, 12, 13"] = "no labelled class-target probe dataset is configured."
-        if not self.extra_metrics():
+        if not self.table8_figure_metrics():
             skipped["Table 8 alternatives"] = (
-                "no extra metrics in this config (hrsa.extra_metrics, docs/adding-a-metric.md)."
+                "no extra metrics in this config (hrsa.extra_metrics, hrsa.probe.extra_metrics; "
+                "docs/adding-a-metric.md)."
             )
         if not self.dynamics_pairs():
             skipped["Figure 5"] = (
@@ -881,16 +1194,20 @@ class Plan:
 
     # ------------------------------------------------------------------ prefetch and all
     def prefetch_inputs(self) -> list[str]:
-        """Everything a run downloads: hub models, published embedding models, probe data, the
-        training data (when a model is trained), the mteb benchmarks' datasets and the authors'
-        instruction files given as URLs."""
+        """Everything a run downloads: hub models, published embedding models, probe data (not
+        the generated CoT traces: their problems), the training data (when a model is
+        trained), the mteb benchmarks' datasets and the authors' instruction files given as
+        URLs."""
         files = [PREFETCH_MODEL.format(model=m) for m in self.prefetched_models()]
         files += [
             PREFETCH_EMBEDDING.format(model=m)
             for m in self.published_models()
             if not self.is_local(self.embedding_spec(m)["source"])
         ]
-        files += [PROBE_DATA.format(dataset=d) for d in self.probe_datasets]
+        files += [
+            PROBE_DATA.format(dataset=d) for d in self.probe_datasets if not self.probe_generated(d)
+        ]
+        files += list(self.cot_problem_files().values())
         if self.evaluation_enabled:
             files += [
                 PREFETCH_MTEB.format(bench=slug)

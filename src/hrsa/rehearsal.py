@@ -302,14 +302,28 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
     runs = {}
     if training.get("enabled"):
         snapshots = snapshot_steps(int(training["max_steps"]), int(training["save_every"]))
-        for model in trained:
+        lora = training.get("lora") or {}
+        targets = [(model, "seed") for model in trained]
+        targets += [(model, "lora-seed") for model in lora.get("models") or []]
+        for model, kind in targets:
             for seed in training["seeds"]:
-                summary_path = res / "embeddings" / model / f"seed{seed}" / "training_summary.json"
+                summary_path = (
+                    res / "embeddings" / model / f"{kind}{seed}" / "training_summary.json"
+                )
                 if not summary_path.is_file():
                     failures.append(f"{summary_path}: missing")
                     continue
                 s = json.loads(summary_path.read_text())
-                where = f"{model} seed {seed}"
+                where = f"{model} {kind} {seed}"
+                if kind == "lora-seed":  # the adapters really ran, and only they trained
+                    expect(
+                        (s.get("lora") or {}).get("rank") == lora.get("rank"),
+                        f"{where}: LoRA rank {(s.get('lora') or {}).get('rank')}",
+                    )
+                    expect(
+                        0 < s.get("trainable_parameters", 0) < s.get("total_parameters", 0),
+                        f"{where}: trainable parameters {s.get('trainable_parameters')}",
+                    )
                 gpus = int(training.get("gpus", schema_default("training.gpus")))
                 fsdp = training.get("fsdp") and gpus > 1
                 expect(
@@ -333,7 +347,7 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
                     f"{where}: gradient checkpointing {s['gradient_checkpointing']}",
                 )
                 expect(s["snapshots"] == snapshots, f"{where}: snapshots {s['snapshots']}")
-                runs[f"{model}/seed{seed}"] = {
+                runs[f"{model}/{kind}{seed}"] = {
                     k: s[k]
                     for k in (
                         "distributed_type",
@@ -398,6 +412,8 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
         expect((report / name).is_file(), f"report/{name} missing")
     if (cfg.get("evaluation") or {}).get("enabled"):
         expect((report / "table1.csv").is_file(), "report/table1.csv missing")
+        if training.get("enabled") and (training.get("lora") or {}).get("models"):
+            expect((report / "table6.csv").is_file(), "report/table6.csv missing")
     if failures:
         raise HRSAError("rehearsal check failed:\n- " + "\n- ".join(failures))
     return {"training_runs": runs, "stores": stores, "report_files": len(list(report.rglob("*")))}

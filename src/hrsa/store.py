@@ -12,7 +12,13 @@ Writing streams: each block of hidden states is appended to the per-layer files 
 so peak memory depends on the block, not on N or L. Values are stored as fp16 unless a layer
 holds a value beyond fp16's range, in which case that layer is promoted to fp32 and the manifest
 records it (never a silent inf). A store is written into a temporary sibling directory and
-renamed into place only when complete.
+renamed into place only when complete; that directory is locked (:mod:`hrsa.locks`) while it is
+written, so the cleanup of a killed writer's leftovers never removes a live writer's directory.
+
+Reading checks what it reads: :class:`ActivationStore` checks every file's size against its
+manifest at open and each consumer verifies the sha256 of every file (hashed as it streams the
+file, the rest at the end; :func:`verified`), so a corrupted or truncated store is an error
+naming the file and the way to rebuild it, never a silent result.
 
 Throughput. The range check is one max |x| per hidden state and block
 (:meth:`StoreWriter.dtypes_for`); a producer may compute it on its device and hand over blocks
@@ -43,15 +49,17 @@ re-exports every public name of this module.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
 import queue
 import shutil
-import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +67,7 @@ import numpy as np
 from . import __version__
 from .atomic import atomic_path
 from .errors import PairMismatchError, StoreError
+from .locks import LOCK_NAME, make_temp_dir, remove_stale_temp_dirs
 
 # The logger keeps the name it had before the store format moved out of hrsa.activations, so
 # logging configuration and log output are unchanged.
@@ -211,17 +220,27 @@ class StoreWriter:
             raise StoreError(f"storage_dtype must be float16 or float32, got {storage_dtype!r}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        # A job killed mid-write (e.g. at a SLURM time limit) leaves its temporary sibling behind;
-        # Snakemake runs one job per output, so any such leftover is stale: reclaim the disk.
-        for stale in self.path.parent.glob(f".{self.path.name}.tmp-*"):
-            shutil.rmtree(stale, ignore_errors=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        # A job killed mid-write (e.g. at a SLURM time limit) leaves its temporary sibling behind:
+        # reclaim the disk. Only leftovers whose lock is free are removed; the temporary
+        # directory of a writer still running (an orphaned job) is left alone.
+        prefix = f".{self.path.name}.tmp-"
+        remove_stale_temp_dirs(self.path.parent, prefix)
+        # mode 0o777 & ~umask (not mkdtemp's 0o700), locked (``.lock``) until commit or abort
+        self.tmp, self._lock = make_temp_dir(self.path.parent, prefix)
         self.n_rows, self.dim, self.n_hidden = n_rows, dim, n_hidden_states
         self.storage_dtype = np.dtype(storage_dtype)
-        self.layers = [
-            _LayerFile(self.tmp / hidden_file(i), n_rows, dim, self.storage_dtype)
-            for i in range(n_hidden_states)
-        ]
+        self.layers = []
+        try:
+            for i in range(n_hidden_states):
+                self.layers.append(
+                    _LayerFile(self.tmp / hidden_file(i), n_rows, dim, self.storage_dtype)
+                )
+        except BaseException:
+            for layer in self.layers:
+                layer.fh.close()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self._lock.release()
+            raise
         # layers promoted to fp32 so far, in the order the blocks are appended (dtypes_for)
         self._wide = np.zeros(n_hidden_states, dtype=bool)
         self.index: dict[str, list[np.ndarray]] = {f: [] for f in INDEX_FILES}
@@ -355,6 +374,8 @@ class StoreWriter:
             if self.path.exists():
                 shutil.rmtree(self.path)
             os.replace(self.tmp, self.path)
+            self._lock.path = self.path / LOCK_NAME  # renamed with the directory
+            self._lock.release()  # removes the lock file from the store
             return self.path
         except BaseException:
             self.abort()
@@ -369,6 +390,7 @@ class StoreWriter:
             if not layer.fh.closed:
                 layer.fh.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self._lock.release()
 
 
 def write_store(
@@ -395,46 +417,291 @@ def write_store(
     return writer.commit(sequences, {"model": "synthetic", "dataset": "synthetic", **(meta or {})})
 
 
-class ActivationStore:
-    """Read-only view of a committed store; hidden states are memory-mapped."""
+def rebuild_hint(store: str | os.PathLike) -> str:
+    """How to rebuild a corrupted or incomplete store (the end of every such error)."""
+    return (
+        f"The activation store {store} is corrupted or incomplete: rebuild it. In the workflow: "
+        f"`rm -r {store}` and rerun (or `snakemake --force {store}` with your run's --configfile "
+        "and profile); outside it: `hrsa extract ... --store` into the same path."
+    )
 
-    def __init__(self, path: str | os.PathLike):
-        self.path = Path(path)
-        mf = self.path / "manifest.json"
-        if not mf.is_file():
-            raise StoreError(
-                f"{self.path}: no manifest.json (not an activation store, or incomplete)"
+
+def _problem_report(store: Path, problems: Sequence[str]) -> str:
+    return "\n".join([*problems, rebuild_hint(store)])
+
+
+#: bytes per read when a file is hashed outside a consumer's own reads
+_HASH_BLOCK = 1 << 22
+
+
+class _FileCheck:
+    """The sha256 of one store file, computed from the bytes this process reads of it.
+
+    :meth:`feed` (called with every read: :meth:`hrsa.metrics.streaming.Source.read_into`)
+    hashes the part of a read that extends the prefix hashed so far, so a consumer that streams
+    a file from start to end has hashed it at no extra pass; a read that skips ahead or goes
+    back adds nothing. :meth:`finish` reads and hashes what was never read (all of a file the
+    consumer did not touch) and compares the digest with the manifest's.
+    """
+
+    def __init__(self, path: Path, expected: str, size: int, header: bytes = b""):
+        self.path, self.expected, self.size = path, expected, size
+        self._hash = hashlib.sha256(header)
+        self.hashed = len(header)
+        self._lock = threading.Lock()
+        self._problem: str | None = None
+        self._done = False
+        self.fed = False  # whether a consumer read any of it
+
+    @property
+    def complete(self) -> bool:
+        return self._done or self.hashed >= self.size
+
+    def feed(self, position: int, data) -> None:
+        view = memoryview(data).cast("B")
+        end = position + len(view)
+        with self._lock:
+            if self._done or position > self.hashed or end <= self.hashed:
+                return
+            self._hash.update(view[self.hashed - position :])
+            self.hashed, self.fed = end, True
+
+    def finish(self) -> str | None:
+        """Hash the bytes not yet read; the problem (None when the file matches the manifest)."""
+        with self._lock:
+            if self._done:
+                return self._problem
+            self._done = True
+            try:
+                if self.hashed < self.size:
+                    fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        buf = bytearray(min(_HASH_BLOCK, self.size - self.hashed))
+                        while self.hashed < self.size:
+                            n = os.preadv(fd, [buf], self.hashed)
+                            if n <= 0:
+                                break
+                            self._hash.update(memoryview(buf)[:n])
+                            self.hashed += n
+                    finally:
+                        os.close(fd)
+            except OSError as exc:
+                self._problem = f"{self.path}: unreadable ({exc.strerror or exc})"
+                return self._problem
+            if self.hashed != self.size:
+                self._problem = (
+                    f"{self.path}: {self.hashed} bytes, the manifest's shape needs {self.size} "
+                    "(truncated)"
+                )
+            else:
+                got = self._hash.hexdigest()
+                if got != self.expected:
+                    self._problem = (
+                        f"{self.path}: sha256 {got[:12]}... does not match the manifest "
+                        f"({self.expected[:12]}...)"
+                    )
+            return self._problem
+
+
+def _read_manifest(path: Path) -> dict:
+    mf = path / "manifest.json"
+    if not mf.is_file():
+        raise StoreError(
+            f"{path}: no manifest.json (not an activation store, or incomplete)\n"
+            + rebuild_hint(path)
+        )
+    try:
+        manifest = json.loads(mf.read_bytes())
+    except (OSError, ValueError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise StoreError(_problem_report(path, [f"{mf}: unreadable manifest ({exc})"])) from exc
+    problems = []
+    if not isinstance(manifest, dict):
+        problems.append(f"{mf}: not a JSON object")
+    else:
+        for key in ("n_rows", "dim", "n_hidden_states"):
+            value = manifest.get(key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                problems.append(f"{mf}: {key} is {value!r}, not a non-negative integer")
+        files = manifest.get("files")
+        if not isinstance(files, dict) or not all(
+            isinstance(v, dict) and isinstance(v.get("sha256"), str) for v in files.values()
+        ):
+            problems.append(f"{mf}: 'files' is not a mapping of file name to its sha256")
+        elif not problems:
+            needed = [hidden_file(i) for i in range(manifest["n_hidden_states"])]
+            needed += [*INDEX_FILES, "sequences.json"]
+            absent = [name for name in needed if name not in files]
+            if absent:
+                problems.append(f"{mf}: lists no {absent[0]} (and {len(absent) - 1} more)")
+    if problems:
+        raise StoreError(_problem_report(path, problems))
+    return manifest
+
+
+class _NpyFile:
+    """Header facts of one .npy file of a store, checked against the manifest at open."""
+
+    __slots__ = ("dtype", "shape", "header_len", "header")
+
+    def __init__(self, dtype, shape, header_len, header):
+        self.dtype, self.shape, self.header_len, self.header = dtype, shape, header_len, header
+
+
+def _inspect_npy(path: Path, info: dict, want_shape: tuple | None) -> tuple[_NpyFile | None, str]:
+    """Parse an .npy header and check shape, dtype and size; (facts, problem or "")."""
+    try:
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                raise ValueError(f".npy format version {version} (a store writes 1.0)")
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
             )
-        try:
-            self.manifest = json.loads(mf.read_text())
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{mf}: unreadable manifest ({exc})") from exc
+            shape, fortran, dtype = read_header(fh)
+            header_len = fh.tell()
+            fh.seek(0)
+            header = fh.read(header_len)
+            size = os.fstat(fh.fileno()).st_size
+    except (OSError, ValueError, SyntaxError) as exc:
+        return None, f"{path}: unreadable .npy header ({exc})"
+    if fortran:
+        return None, f"{path}: stored in Fortran order, not as a store writes it"
+    if "shape" in info and list(shape) != list(info["shape"]):
+        return None, f"{path}: shape {shape} != manifest {tuple(info['shape'])}"
+    if want_shape is not None and tuple(shape) != want_shape:
+        return None, f"{path}: shape {shape}, the manifest's store is {want_shape}"
+    if "dtype" in info and dtype.name != info["dtype"]:
+        return None, f"{path}: dtype {dtype.name} != manifest {info['dtype']}"
+    expected = header_len + int(np.prod(shape)) * dtype.itemsize
+    if size != expected:
+        what = "truncated" if size < expected else "longer than its header says"
+        return None, (
+            f"{path}: {size} bytes, but its {shape} {dtype.name} rows need {expected} ({what})"
+        )
+    return _NpyFile(dtype, tuple(shape), header_len, header), ""
+
+
+class ActivationStore:
+    """Read-only view of a committed store; hidden states are memory-mapped.
+
+    Opening checks the manifest and every file it lists: present, a readable .npy header with
+    the manifest's shape and dtype, and exactly the size that shape needs (a truncated layer
+    file is an error naming it, not numpy's "mmap length is greater than file size").
+
+    Checksums (``verify_reads``, on by default): every file is verified against the
+    manifest's sha256 by what reads it, at no extra pass over the data. The small files
+    (index arrays, ``sequences.json``) are hashed when read and a mismatch raises at once;
+    each layer file is hashed as a consumer streams it (:meth:`layer` hands the reader a
+    :class:`_FileCheck` that :class:`hrsa.metrics.streaming.Source` feeds, in file order), and
+    :meth:`finish_verification` (or :func:`verified` around a consumer) compares the digests,
+    hashing only what was not read. The HRSA engine reads every layer file whole in its first
+    pass, so it pays no extra read; the probe (last layer only) and the pair check (index files
+    only) read the other layer files once at the end, on several threads
+    (``benchmarks/store_verify.py`` measures both). :meth:`verify` hashes everything afresh.
+    Every error names the file and says how to rebuild the store (:func:`rebuild_hint`).
+    """
+
+    def __init__(self, path: str | os.PathLike, *, verify_reads: bool = True):
+        problems = self._open(path, verify_reads)
+        if problems:
+            raise StoreError(_problem_report(self.path, problems))
+        if verify_reads:
+            self._checks = self._new_checks()
+
+    def _open(self, path: str | os.PathLike, verify_reads: bool) -> list[str]:
+        """Read the manifest (raises when unusable); the problems of the files it lists:
+        presence, header, shape, dtype and size."""
+        self.path = Path(path)
+        self.manifest = _read_manifest(self.path)
         self.n_rows = int(self.manifest["n_rows"])
         self.dim = int(self.manifest["dim"])
         self.n_hidden_states = int(self.manifest["n_hidden_states"])
+        self.verify_reads = verify_reads
+        self._npy: dict[str, _NpyFile] = {}
+        self._checks: dict[str, _FileCheck] = {}
+        problems = []
+        layers = {hidden_file(i) for i in range(self.n_hidden_states)}
         for name, info in self.manifest["files"].items():
-            if not (self.path / name).is_file():
-                raise StoreError(f"{self.path}: {name} listed in the manifest is missing")
-            if "shape" in info and name.endswith(".npy"):
-                shape = np.load(self.path / name, mmap_mode="r").shape
-                if list(shape) != list(info["shape"]):
-                    raise StoreError(
-                        f"{self.path / name}: shape {shape} != manifest {info['shape']}"
-                    )
+            path = self.path / name
+            if not path.is_file():
+                problems.append(f"{path}: listed in the manifest, missing")
+                continue
+            if name.endswith(".npy"):
+                want = (self.n_rows, self.dim) if name in layers else None
+                facts, problem = _inspect_npy(path, info, want)
+                if problem:
+                    problems.append(problem)
+                else:
+                    self._npy[name] = facts
+        return problems
+
+    def _new_checks(self) -> dict[str, _FileCheck]:
+        """A checksum per file that passed the open checks (the .npy headers, read at open,
+        are hashed already)."""
+        checks = {}
+        for name, info in self.manifest["files"].items():
+            path = self.path / name
+            facts = self._npy.get(name)
+            if facts is not None:
+                size = facts.header_len + int(np.prod(facts.shape)) * facts.dtype.itemsize
+                checks[name] = _FileCheck(path, info["sha256"], size, facts.header)
+            elif not name.endswith(".npy"):
+                with contextlib.suppress(OSError):
+                    checks[name] = _FileCheck(path, info["sha256"], path.stat().st_size)
+        return checks
 
     @property
     def dataset(self) -> str:
         return self.manifest.get("dataset", "?")
 
     def layer(self, i: int) -> np.ndarray:
+        """Hidden state ``i`` as a read-only memory map; it carries its checksum as
+        ``store_check``, which :class:`~hrsa.metrics.streaming.Source` feeds as it reads."""
         if not 0 <= i < self.n_hidden_states:
             raise StoreError(
                 f"{self.path}: hidden state {i} out of range 0..{self.n_hidden_states - 1}"
             )
-        return np.load(self.path / hidden_file(i), mmap_mode="r")
+        name = hidden_file(i)
+        facts = self._npy[name]
+        arr = np.memmap(
+            self.path / name,
+            dtype=facts.dtype,
+            mode="r",
+            offset=facts.header_len,
+            shape=facts.shape,
+        )
+        arr.store_check = self._checks.get(name)
+        return arr
+
+    def _read_small(self, name: str) -> bytes:
+        """A small file's bytes, checked against the manifest's sha256 before any use."""
+        path = self.path / name
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise StoreError(
+                _problem_report(self.path, [f"{path}: unreadable ({exc.strerror or exc})"])
+            ) from exc
+        check = self._checks.get(name)
+        if check is not None:
+            got = hashlib.sha256(data).hexdigest()
+            if got != check.expected:
+                raise StoreError(
+                    _problem_report(
+                        self.path,
+                        [
+                            f"{path}: sha256 {got[:12]}... does not match the manifest "
+                            f"({check.expected[:12]}...)"
+                        ],
+                    )
+                )
+            check.feed(0, data)
+        return data
 
     def _index(self, name: str) -> np.ndarray:
-        return np.load(self.path / name)
+        return np.load(io.BytesIO(self._read_small(name)))
 
     @property
     def token_ids(self) -> np.ndarray:
@@ -450,17 +717,82 @@ class ActivationStore:
 
     @property
     def sequences(self) -> list[dict]:
-        return json.loads((self.path / "sequences.json").read_text())
+        data = self._read_small("sequences.json")
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(
+                _problem_report(self.path, [f"{self.path / 'sequences.json'}: unreadable ({exc})"])
+            ) from exc
+
+    def _finish(self, checks: dict[str, _FileCheck], started_only: bool = False) -> list[str]:
+        todo = [c for c in checks.values() if not started_only or c.complete or c.fed]
+        if not todo:
+            return []
+        workers = default_write_threads(len(todo))  # one per core, at most 8
+        with ThreadPoolExecutor(workers, "hrsa-verify") as pool:
+            return [p for p in pool.map(_FileCheck.finish, todo) if p]
+
+    def verification_problems(self, *, started_only: bool = False) -> list[str]:
+        """The files whose bytes do not match the manifest, completing the checksums of what
+        this process read (``started_only``: only files it began to read, no other reads)."""
+        return self._finish(self._checks, started_only)
+
+    def finish_verification(self) -> None:
+        """Compare every file's sha256 with the manifest: the files read whole were hashed as
+        they were read; the rest of every other file is read and hashed now (threads).
+        Raises :class:`StoreError` naming each file that does not match."""
+        problems = self.verification_problems()
+        if problems:
+            raise StoreError(_problem_report(self.path, problems))
 
     def verify(self) -> None:
-        """Recompute every file's sha256 and compare with the manifest."""
-        for name, info in self.manifest["files"].items():
-            got = _sha256(self.path / name)
-            if got != info["sha256"]:
-                raise StoreError(
-                    f"{self.path / name}: sha256 {got[:12]}... does not match the "
-                    f"manifest ({info['sha256'][:12]}...): the store is corrupted"
-                )
+        """Recompute every file's sha256 from the start and compare with the manifest."""
+        problems = self._finish(self._new_checks())
+        if problems:
+            raise StoreError(_problem_report(self.path, problems))
+
+
+def store_problems(path: str | os.PathLike) -> list[str]:
+    """Everything wrong with the store at ``path``, each problem naming the file: an absent or
+    unreadable manifest, or every file it lists that is missing, truncated, malformed or does
+    not match its sha256. Empty for a sound store (``hrsa verify-store`` prints these)."""
+    store = ActivationStore.__new__(ActivationStore)
+    try:
+        problems = store._open(path, True)
+    except StoreError as exc:  # the manifest's problems, without the rebuild hint
+        return str(exc).splitlines()[:-1]
+    return problems + store._finish(store._new_checks())
+
+
+@contextlib.contextmanager
+def verified(*stores: ActivationStore, read_only: bool = False) -> Iterator[None]:
+    """Run a consumer of ``stores`` and verify every file of them against the manifests at
+    the end (:meth:`ActivationStore.finish_verification`): the block's result is used only
+    when nothing read was corrupted. When the block fails, the files it began to read are
+    checked first (no other reads), so a corruption that caused the failure (a NaN from a
+    flipped byte) is reported as such, naming the file. ``read_only``: verify only the files
+    the block read (a light check; every layer file's size was checked at open)."""
+    try:
+        yield
+    except Exception as exc:
+        problems = {}
+        for store in stores:
+            found = store.verification_problems(started_only=True)
+            if found:
+                problems[store.path] = found
+        if problems:
+            raise StoreError(
+                "\n".join(_problem_report(path, found) for path, found in problems.items())
+            ) from exc
+        raise
+    for store in stores:
+        if read_only:
+            found = store.verification_problems(started_only=True)
+            if found:
+                raise StoreError(_problem_report(store.path, found))
+        else:
+            store.finish_verification()
 
 
 def check_aligned(a: ActivationStore, b: ActivationStore) -> None:
@@ -528,3 +860,21 @@ def write_pair_check(a: ActivationStore, b: ActivationStore, out: str | os.PathL
     }
     with atomic_path(out) as tmp:
         tmp.write_text(json.dumps(record, indent=1))
+
+
+def pair_check(
+    base: str | os.PathLike | ActivationStore,
+    reasoning: str | os.PathLike | ActivationStore,
+    out: str | os.PathLike | None = None,
+) -> None:
+    """The pair check of two stores: the same tokens row by row (:func:`check_aligned`), the
+    files it reads (index files, ``sequences.json``) as their manifest says and every layer
+    file of the right size (checked at open); then the pass is recorded in ``out``
+    (:func:`write_pair_check`). It runs on the submit node (a local rule), so it does not hash
+    the layer files (~188 GB for a 7B pair): the HRSA and probe jobs verify every byte they use."""
+    a = base if isinstance(base, ActivationStore) else ActivationStore(base)
+    b = reasoning if isinstance(reasoning, ActivationStore) else ActivationStore(reasoning)
+    with verified(a, b, read_only=True):
+        check_aligned(a, b)
+    if out is not None:
+        write_pair_check(a, b, out)

@@ -9,6 +9,10 @@ Recipes (all deterministic from a seed, a minute or less on 2 CPU cores):
 * ``sft``    - the base after a *long, high-learning-rate* fine-tune on different (dialogue) text
   (a large update: the SFT control).
 
+* ``chat`` - a tiny chat model with a thinking section in its chat template, trained on
+  transcripts of the CoT prompts: the stand-in generator and judge of ``cot_generation``
+  (:mod:`hrsa.cot.tiny_chat`).
+
 * ``embedding`` - not a language model: a tiny SentenceTransformer (static token embeddings, mean
   pooled, normalised) on the same tokenizer, saved in sentence-transformers' format like
   Qwen/Qwen3-Embedding-0.6B, the paper's hard-negative miner. It stands in for the miner: its
@@ -26,7 +30,6 @@ import logging
 import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -35,14 +38,16 @@ from tqdm.auto import tqdm
 from .config import schema_default
 from .data import synthetic
 from .errors import config_error
+from .locks import LOCK_NAME, make_temp_dir, remove_stale_temp_dirs
 
 log = logging.getLogger("hrsa.tiny")
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 
 
-def build_tokenizer(texts: list[str], vocab_size: int = 512):
-    """Byte-level BPE (like Qwen2's) trained on ``texts``, wrapped as a fast HF tokenizer."""
+def build_tokenizer(texts: list[str], vocab_size: int = 512, extra_special=()):
+    """Byte-level BPE (like Qwen2's) trained on ``texts``, wrapped as a fast HF tokenizer;
+    ``extra_special``: more special tokens (the chat recipe's ``<think>``, ``</think>``)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -51,7 +56,7 @@ def build_tokenizer(texts: list[str], vocab_size: int = 512):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=[*SPECIAL_TOKENS, *extra_special],
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -162,14 +167,25 @@ def build_tiny(
     hidden_size: int = 64,
     layers: int = 4,
     vocab_size: int = 512,
+    prompts: str | os.PathLike | None = None,
 ) -> dict:
     """Build one tiny model by ``recipe`` into ``out`` (atomically). Returns its build record.
 
     ``base`` starts from random weights and a new tokenizer; ``reason`` and ``sft`` start from
     ``init`` (the base model's directory) and keep its tokenizer, so the pair tokenizes identically.
+    ``chat`` (:mod:`hrsa.cot.tiny_chat`) trains on transcripts of the CoT ``prompts`` file.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if recipe == "chat":
+        from .cot.tiny_chat import build_chat
+
+        if prompts is None:
+            raise config_error(
+                "models.<key>.build.prompts", "the chat recipe needs the CoT prompts file"
+            )
+        kw = {"steps": steps, "lr": lr, "hidden_size": hidden_size, "layers": layers}
+        return build_chat(out, prompts=prompts, seed=seed, vocab_size=vocab_size, **kw)
     if recipe == "embedding":
         return build_static_embedder(out, seed=seed, dim=hidden_size, vocab_size=vocab_size)
     if recipe not in RECIPES:
@@ -215,19 +231,26 @@ def build_tiny(
 
 def _save_built(out: str | os.PathLike, save, record: dict) -> dict:
     """Write a built model with ``save(tmp_dir)`` and its build record, then rename it onto
-    ``out``: a killed build leaves no directory that looks complete."""
+    ``out``: a killed build leaves no directory that looks complete. The temporary directory
+    has the umask's mode and is locked while written (:mod:`hrsa.locks`); leftovers of killed
+    builds are removed, a live build's directory is left alone."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    prefix = f".{out.name}.tmp-"
+    remove_stale_temp_dirs(out.parent, prefix)
+    tmp, lock = make_temp_dir(out.parent, prefix)
     try:
         save(tmp)
         (tmp / "hrsa_build.json").write_text(json.dumps(record, indent=2))
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
+        lock.path = out / LOCK_NAME  # renamed with the directory; removed on release
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.release()
     log.info("built %s: %s", out, record)
     return record
 

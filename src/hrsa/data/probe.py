@@ -19,7 +19,9 @@ change to the code path.
 Common keys: ``filters`` (field -> required value, or a list of allowed values), ``stratify``
 (``{field, per_group, seed}``: a seeded sample of exactly ``per_group`` rows of every value of
 ``field``), ``limit`` (the first N rows after filtering and stratifying). The CoT source also takes
-``tiers`` (which of ``easy``/``moderate``/``hard`` to read; default ``[hard]``).
+``tiers`` (which of ``easy``/``moderate``/``hard`` to read; default ``[hard]``) and ``traces``
+(``published``, the default: the authors' files; ``generated``: this workflow's own, written by
+:mod:`hrsa.cot` and read by the same code, see :data:`GENERATED_COT_FIELDS`).
 
 The text is ONE field of the row, verbatim - no template, no chat template - as the authors'
 extraction code builds it. The output is JSONL with ``id``, ``text`` and ``label`` (None when the
@@ -124,6 +126,50 @@ COT_OPTIONAL_FIELDS = {
     "skip_reason": "str",
     "error": "str",
 }
+# `traces: generated` (registry cot only): the traces this workflow generated and judged
+# (hrsa.cot, rules cot_generate -> cot_judge, results/cot/judged/<source>.jsonl) instead of the
+# authors' published ones. Same loader, same declared fields, plus these (every row has the
+# first set; the second only where it applies). `tier` is then a field of the data.
+TRACES = ("published", "generated")
+GENERATED_COT_FIELDS = {
+    "cot_length_words": "int",
+    "cot_length_tokens": "int",  # the authors' estimate, len(reasoning) // 1.3
+    "cot_length_chars": "int",
+    "skipped": "bool",
+    "source": "str",  # the cot_generation.sources key
+    "tier": "str",
+    "config": "str|null",
+    "index": "int",
+    "reference_answer": "str|null",
+    "generator_model": "str",
+    "generator_serve": "str",
+    "generation_settings": "object",
+    "reasoning_budget": "int|null",
+    "budget_measure": "str|null",
+    "prompt_hash": "str",
+    "prompt_tokens": "int|null",
+    "completion_tokens": "int|null",
+    "reasoning_tokens": "int|null",
+    "reasoning_tokens_source": "str|null",
+    "finish_reason": "str|null",
+    "generation_status": "str",
+    "generation_attempts": "int",
+    "judge_model": "str",
+    "judge_serve": "str",
+    "judge_status": "str",
+}
+GENERATED_COT_OPTIONAL_FIELDS = {
+    "skip_reason": "str",
+    "error": "str",
+    "judge_settings": "object",
+    "judge_prompt_hash": "str",
+    "judge_attempts": "int",
+    "judge_timestamp": "str",
+    "judge_prompt_tokens": "int|null",
+    "judge_completion_tokens": "int|null",
+    "judge_reply": "str|null",
+    "judge_error": "str",
+}
 MMLU_PRO_CATEGORIES = (
     "biology",
     "business",
@@ -196,9 +242,12 @@ GENERATOR_FIELDS: dict[str, dict[str, str]] = {
     "topic_sentences": {"id": "str", "text": "str", "label": "int", "topic": "str"},
 }
 
-# A key the loader itself adds to a row (never read from the data): the record's id where the
-# source's own id is not unique (CoT question ids repeat across files).
+# Keys the loader itself adds to a row (never read from the data): the record's id where the
+# source's own id is not unique (CoT question ids repeat across files), and where the row was
+# read ("file:line" of a JSONL file, "source: row i" otherwise) for errors about the row.
 ROW_ID = "_hrsa_id"
+ROW_AT = "_hrsa_at"
+LOADER_KEYS = (ROW_ID, ROW_AT)
 HUB_ONLY_KEYS = ("hub_id", "config", "split", "revision")
 FIELD_KEYS = ("text_field", "label_field", "id_field")
 
@@ -220,6 +269,8 @@ def declared_fields(spec: Mapping) -> dict[str, str] | None:
         if src is None:
             return None
         if isinstance(src, UrlSource):
+            if spec.get("traces") == "generated":
+                return {**src.fields, **GENERATED_COT_FIELDS, **GENERATED_COT_OPTIONAL_FIELDS}
             return {**src.fields, **src.optional_fields, **src.derived_fields}
         return dict(src.fields)
     return None
@@ -269,6 +320,13 @@ def check_spec(key: str, spec: Mapping) -> None:
                 raise config_error(
                     f"{where}.tiers", f"unknown tier {tier!r}; expected some of {sorted(src.urls)}"
                 )
+    if "traces" in spec:
+        if spec.get("registry") != "cot":
+            raise config_error(
+                f"{where}.traces", "only the registry source 'cot' has generated traces"
+            )
+        if spec["traces"] not in TRACES:
+            raise config_error(f"{where}.traces", f"expected one of {list(TRACES)}")
     if isinstance(src, UrlSource):
         for k in HUB_ONLY_KEYS:
             if k in spec:
@@ -320,12 +378,63 @@ def _rows(ds) -> list[dict]:
     return [dict(r) for r in ds]
 
 
+def _kind(value) -> str:
+    """What a JSON value is, for an error: ``null``, ``a number (12345)``, ``a list ([...])``."""
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value != value:  # a table's missing value
+        return "missing (NaN)"
+    shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+    if isinstance(value, bool):
+        return f"a boolean ({shown})"
+    if isinstance(value, int | float):
+        return f"a number ({shown})"
+    if isinstance(value, list | tuple):
+        return f"a list ({shown})"
+    if isinstance(value, dict):
+        return f"an object ({shown})"
+    return f"a {type(value).__name__} ({shown})"
+
+
+def _located(rows: list[dict], source: str) -> list[dict]:
+    """``rows`` with where each was read (``source: row i``, i counted from 0) for errors."""
+    for i, r in enumerate(rows):
+        r[ROW_AT] = f"{source}: row {i}"
+    return rows
+
+
+def _fields(row: Mapping) -> list[str]:
+    """The data's fields of a row (without the loader's own keys)."""
+    return sorted(k for k in row if k not in LOADER_KEYS)
+
+
+def iter_jsonl(path: str | os.PathLike):
+    """``(line number, value)`` of every non-blank line of the JSONL file ``path`` (UTF-8).
+
+    Undecodable bytes and malformed JSON are a :class:`DataError` naming ``file:line``."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}:{lineno}: not UTF-8 text (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}); save the file as UTF-8"
+                ) from exc
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+
+
 def _apply_filters(rows: list[dict], filters: Mapping, where: str) -> list[dict]:
     for name, want in (filters or {}).items():
         allowed = want if isinstance(want, list) else [want]
         if rows and name not in rows[0]:
             raise DataError(
-                f"{where}: filter field {name!r} is not in the data (fields: {sorted(rows[0])})"
+                f"{where}: filter field {name!r} is not in the data (fields: {_fields(rows[0])})"
             )
         rows = [r for r in rows if r.get(name) in allowed]
     return rows
@@ -368,26 +477,49 @@ def _normalise(
     *,
     strict: bool = True,
 ) -> list[dict]:
-    """id/text/label records. ``strict``: every named field must be in every row."""
-    out = []
+    """id/text/label records. ``strict``: every named field must be in every row.
+
+    The text must be a string (a null, a number or a list is an error naming the row's file and
+    line, not analysed as its ``str``); ids must be unique. A row without an id (a local file's
+    row lacking ``id_field``, or null there) gets ``{prefix}-{i}``, made longer where that
+    would collide with an id of the data."""
+    at = [r[ROW_AT] if ROW_AT in r else f"{where}: row {i}" for i, r in enumerate(rows)]
+    ids: list[str | None] = []
     for i, r in enumerate(rows):
         for name in (text_field, label_field, id_field):
             if name is not None and strict and name not in r:
-                raise DataError(f"{where}: row {i} has no field {name!r} (fields: {sorted(r)})")
+                raise DataError(f"{at[i]}: no field {name!r} (fields: {_fields(r)})")
         if text_field not in r:
+            raise DataError(f"{at[i]}: no text field {text_field!r} (fields: {_fields(r)})")
+        if not isinstance(r[text_field], str):
             raise DataError(
-                f"{where}: row {i} has no text field {text_field!r} (fields: {sorted(r)})"
+                f"{at[i]}: field {text_field!r} (the text) is {_kind(r[text_field])}, not a string"
             )
         if ROW_ID in r:  # set by the loader (URL sources: ids repeat across files)
-            rid = r[ROW_ID]
-        elif id_field is not None and id_field in r:
-            rid = str(r[id_field])
+            ids.append(r[ROW_ID])
+        elif id_field is not None and r.get(id_field) is not None:
+            ids.append(str(r[id_field]))
         else:
-            rid = f"{prefix}-{i}"
+            ids.append(None)
+    given = {rid for rid in ids if rid is not None}
+    stem = prefix
+    while any(f"{stem}-{i}" in given for i, rid in enumerate(ids) if rid is None):
+        stem += "-generated"  # never equal to an id of the data
+    first: dict[str, int] = {}
+    out = []
+    for i, r in enumerate(rows):
+        rid = ids[i] if ids[i] is not None else f"{stem}-{i}"
+        if rid in first:
+            raise DataError(
+                f"{at[i]}: id {rid!r} repeats the id of {at[first[rid]]}"
+                + (f" (field {id_field!r})" if id_field is not None else "")
+                + "; ids must be unique"
+            )
+        first[rid] = i
         out.append(
             {
                 "id": rid,
-                "text": str(r[text_field]),
+                "text": r[text_field],
                 "label": r[label_field] if label_field is not None and label_field in r else None,
             }
         )
@@ -400,27 +532,38 @@ def _read_local(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         import pandas as pd
 
-        return pd.read_parquet(path).to_dict("records")
+        return _located(pd.read_parquet(path).to_dict("records"), str(path))
     rows = []
-    with open(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from exc
+    for lineno, row in iter_jsonl(path):
+        if not isinstance(row, dict):
+            raise DataError(f"{path}:{lineno}: not a JSON object (a row is {{field: value}})")
+        row[ROW_AT] = f"{path}:{lineno}"
+        rows.append(row)
     return rows
 
 
 def _read_url_source(
-    src: UrlSource, tiers, id_field: str | None, *, mirror, cache_dir, where: str
+    src: UrlSource,
+    tiers,
+    id_field: str | None,
+    *,
+    mirror,
+    cache_dir,
+    where: str,
+    files: Mapping[str, list] | None = None,
 ) -> list[dict]:
-    """Rows of every file of the chosen tiers, each with the derived ``tier`` (its directory)."""
+    """Rows of every file of the chosen tiers, each with the derived ``tier`` (its directory).
+
+    ``files`` (tier -> local JSONL files) replaces the source's URLs: the generated traces."""
     rows: list[dict] = []
     for tier in tiers:
-        for url in src.urls[tier]:
-            file_rows = _rows(remote.read_jsonl_url(url, cache_dir=cache_dir, mirror=mirror))
+        for url in src.urls[tier] if files is None else files.get(tier, []):
+            if files is None:
+                file_rows = _rows(remote.read_jsonl_url(url, cache_dir=cache_dir, mirror=mirror))
+            else:
+                file_rows = _rows(remote.read_jsonl_file(url))
             stem = url.rsplit("/", 1)[-1].removesuffix(".jsonl")
+            _located(file_rows, url)
             for r in file_rows:
                 missing = [f for f in src.fields if f not in r]
                 if missing:
@@ -441,11 +584,15 @@ def load_probe_dataset(
     *,
     mirror: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
+    generated: Mapping[str, list] | None = None,
 ) -> list[dict]:
     """Materialise the probe dataset ``key`` described by ``spec`` as id/text/label records.
 
     ``mirror`` (``config["data_mirror"]``) reads registry sources from local copies;
-    ``cache_dir`` is where files at URLs are downloaded (default ``results/prefetch/data``).
+    ``cache_dir`` is where files at URLs are downloaded (default ``results/prefetch/data``);
+    ``generated`` (tier -> judged JSONL files of ``hrsa.cot``; default: the spec's
+    ``generated_files``, which ``hrsa.plan.Plan.probe_spec`` adds) is what ``traces: generated``
+    reads instead of the published traces.
     """
     check_spec(key, spec)
     where = f"probe_datasets.{key}"
@@ -473,6 +620,14 @@ def load_probe_dataset(
         id_field = spec.get("id_field", src.id_field)
         if isinstance(src, UrlSource):
             tiers = list(spec.get("tiers") or src.default_tiers)
+            files = None
+            if spec.get("traces") == "generated":
+                files = dict(generated or spec.get("generated_files") or {})
+                if not any(files.get(t) for t in tiers):
+                    raise DataError(
+                        f"{where}: traces: generated, but no generated traces of the tiers "
+                        f"{tiers} were given (cot_generation.sources with those tiers)"
+                    )
             rows = _read_url_source(
                 src,
                 tiers,
@@ -480,6 +635,7 @@ def load_probe_dataset(
                 mirror=mirror,
                 cache_dir=cache_dir or "results/prefetch/data",
                 where=where,
+                files=files,
             )
         else:
             hub_id = spec.get("hub_id", src.hub_id)
@@ -494,6 +650,7 @@ def load_probe_dataset(
                 )
             )
             where = f"{where} ({hub_id})"
+            _located(rows, where)
         n_read = len(rows)
         rows = _apply_filters(rows, {**src.filters, **filters}, where)
         log.info("%s: %d of %d rows pass the filters", where, len(rows), n_read)

@@ -169,3 +169,13 @@ def fetch_url(
 def read_jsonl_url(url: str, **kwargs):
     """The rows of a JSONL file at ``url`` (see :func:`fetch_url`) as a ``datasets.Dataset``."""
     return _read_file(fetch_url(url, **kwargs))
+
+
+def read_jsonl_file(path: str | os.PathLike):
+    """The rows of a local JSONL file as a ``datasets.Dataset``, read as a downloaded copy is
+    (:func:`read_jsonl_url`): the generated CoT traces go through the same reader as the
+    published ones."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    return _read_file(path)

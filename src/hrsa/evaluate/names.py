@@ -7,8 +7,9 @@ import re
 #: The offline benchmark of the default config (tasks in :mod:`hrsa.evaluate.local_tasks`).
 LOCAL_BENCHMARK = "HRSA-Local"
 
-#: Stages an evaluation run can score: the trained embedding model or its backbone LLM.
-EVALUATION_STAGES = ("emb", "backbone")
+#: Stages an evaluation run can score: the trained embedding model, its backbone LLM, or the
+#: LoRA-trained embedding model (training.lora, Table 6).
+EVALUATION_STAGES = ("emb", "backbone", "lora")
 
 
 def benchmark_slug(name: str) -> str:

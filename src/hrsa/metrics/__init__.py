@@ -21,10 +21,12 @@ from .alternatives import (
 from .function import (
     ProbeScore,
     cross_model_probe,
+    probe_and_metrics,
     probe_stores,
     sentence_embeddings,
     stratified_split,
     write_probe_csv,
+    write_probe_metrics_csv,
 )
 from .geometry import (
     debiased_cka,
@@ -107,6 +109,7 @@ __all__ = [
     "nearest_neighbours",
     "percentile_interval",
     "permutation_p_value",
+    "probe_and_metrics",
     "probe_stores",
     "procrustes",
     "rbf_cka",
@@ -117,4 +120,5 @@ __all__ = [
     "subsample_analysis",
     "subsample_rows",
     "write_probe_csv",
+    "write_probe_metrics_csv",
 ]

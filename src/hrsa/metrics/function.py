@@ -3,9 +3,11 @@ sentence embeddings work on the other model's?"""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -330,11 +332,65 @@ def probe_stores(
     """Cross-model probe on two aligned activation stores: sentence embeddings from the last
     hidden state, labels from the stores' sequence records. ``task="numeric"``: the labels are
     a numeric target (numbers, or strings that parse as finite numbers) and the probe is a
-    ridge regression (:func:`cross_model_probe`)."""
-    from ..activations import ActivationStore, check_aligned
+    ridge regression (:func:`cross_model_probe`).
 
+    Every file of both stores is verified against its manifest (:func:`hrsa.store.verified`):
+    the last layer and the index files as they are read, the other layer files, which the
+    probe does not read, hashed at the end; a corrupted store is a
+    :class:`~hrsa.errors.StoreError` naming the file, never a probe result."""
+    return probe_and_metrics(
+        base, reasoning, seed=seed, C=C, max_iter=max_iter, task=task, alpha=alpha
+    )[0]
+
+
+def probe_and_metrics(
+    base,
+    reasoning,
+    *,
+    seed: int = PROBE_SEED,
+    C: float = PROBE_C,
+    max_iter: int = PROBE_MAX_ITER,
+    task: str = "class",
+    alpha: float = PROBE_ALPHA,
+    extra_metrics: Sequence[str] = (),
+) -> tuple[list[ProbeScore], dict[str, float]]:
+    """:func:`probe_stores`, and the registered metrics that need labels
+    (``hrsa.probe.extra_metrics``, e.g. ``behavioural_consistency``) on the same sentence
+    embeddings and class labels: ``(rows, {metric: value})``. The probe's ``seed``, ``C`` and
+    ``max_iter`` are passed to a metric that takes them (the same split and classifier). A
+    numeric target has no classes: its metrics dict is empty (logged)."""
+    from ..store import ActivationStore, verified
+    from .registry import labelled_metric
+
+    specs = [labelled_metric(name) for name in extra_metrics]
     a = base if isinstance(base, ActivationStore) else ActivationStore(base)
     b = reasoning if isinstance(reasoning, ActivationStore) else ActivationStore(reasoning)
+    with verified(a, b):
+        emb, labels = _probe_inputs(a, b, task=task)
+        rows = cross_model_probe(
+            emb[0], emb[1], labels, seed=seed, C=C, max_iter=max_iter, task=task, alpha=alpha
+        )
+        values = {}
+        if specs and task == "numeric":
+            log.info("labelled extra metrics need class labels: none for a numeric target")
+        elif specs:
+            protocol = {"seed": seed, "C": C, "max_iter": max_iter}
+            for spec in specs:
+                accepted = inspect.signature(spec.function).parameters
+                kw = {k: v for k, v in protocol.items() if k in accepted}
+                try:
+                    values[spec.name] = float(spec.function(emb[0], emb[1], labels, **kw))
+                except DataError as exc:
+                    raise DataError(f"{spec.name} on {a.path} vs {b.path}: {exc}") from exc
+                log.info("%s = %.4f", spec.name, values[spec.name])
+    return rows, values
+
+
+def _probe_inputs(a, b, *, task) -> tuple[list[np.ndarray], np.ndarray]:
+    """The two stores' sentence embeddings (mean over each sequence's tokens, last hidden
+    state) and their labels, checked aligned and labelled."""
+    from ..store import check_aligned
+
     check_aligned(a, b)
     seqs = a.sequences
     missing = [s["id"] for s in seqs if s.get("label") is None]
@@ -364,9 +420,7 @@ def probe_stores(
         log.info(
             "cross-model probe on %d sequences, %d classes", len(labels), len(np.unique(labels))
         )
-    return cross_model_probe(
-        emb[0], emb[1], labels, seed=seed, C=C, max_iter=max_iter, task=task, alpha=alpha
-    )
+    return emb, labels
 
 
 def _numeric_label(record: dict, where) -> float:
@@ -388,6 +442,14 @@ def _numeric_label(record: dict, where) -> float:
             "numeric probe target (probe_datasets.<key>.target: numeric) needs numeric labels"
         )
     return number
+
+
+def write_probe_metrics_csv(values: Mapping[str, float], path: str | os.PathLike) -> Path:
+    """Atomically write ``probe_metrics.csv``: ``metric,value``, one row per labelled extra
+    metric (none for a numeric target)."""
+    return atomic_write_csv(
+        path, ["metric", "value"], [{"metric": k, "value": v} for k, v in values.items()]
+    )
 
 
 def write_probe_csv(rows: list[ProbeScore], path: str | os.PathLike) -> Path:

@@ -4,6 +4,7 @@ Table 8); local shape: k-NN overlap."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Iterable
 
@@ -22,6 +23,8 @@ from .streaming import (
     pair_statistics,
     resolve_device,
 )
+
+log = logging.getLogger("hrsa.metrics")
 
 #: similarity blocks of the k-NN search hold at most this many fp32 entries: 8 MiB on CPU (a
 #: block that stays in cache is faster to search), 128 MiB on GPUs
@@ -45,6 +48,8 @@ def debiased_cka_from_terms(
     ct: CrossTerms, n: int, sx: SelfTerms, sy: SelfTerms, what: str = "X, Y"
 ) -> float:
     """HSIC_u(K, L) / sqrt(HSIC_u(K, K) HSIC_u(L, L)); never clamped."""
+    if n < 4:
+        raise DataError(f"{what}: debiased CKA needs at least 4 rows (tokens), got {n}")
     if sx.trace <= 0 or sy.trace <= 0:
         raise DataError(
             f"{what}: a representation has zero variance (every feature constant); "
@@ -242,7 +247,12 @@ def _top_sets(sim: torch.Tensor, ks: list[int]) -> dict[int, torch.Tensor]:
 
 
 def nearest_neighbours(
-    Z, ks: int | Iterable[int], *, device=None, block_rows: int | None = None
+    Z,
+    ks: int | Iterable[int],
+    *,
+    device=None,
+    block_rows: int | None = None,
+    name: str | None = None,
 ) -> dict[int, np.ndarray]:
     """Exact cosine k-nearest neighbours of every row among the other rows (self excluded).
 
@@ -251,14 +261,17 @@ def nearest_neighbours(
     also when every row shares a large component and all cosines sit near 1. For each k the set
     is the k largest similarities, ties (equal fp64 values, e.g. duplicate rows) going to the
     lower row index (deterministic). Returns ``{k: (N, k) int64 array}`` with each row's
-    indices sorted.
+    indices sorted. ``name`` names ``Z`` in errors and warnings (default: its source's name,
+    else "Z").
     """
     single = isinstance(ks, int | np.integer)
-    src = as_source(Z, "Z")
+    src = as_source(Z, name or "Z")
     dev = resolve_device(device, src)
     z = Z if isinstance(Z, torch.Tensor) else src.gather(np.arange(src.n_rows), DEFAULT_CHUNK_SIZE)
     z = z.to(dev, torch.float32)
-    res = _neighbours_tensor(z, [ks] if single else ks, block_rows=block_rows, name=src.name)
+    res = _neighbours_tensor(
+        z, [ks] if single else ks, block_rows=block_rows, name=name or src.name
+    )
     res = {k: v.cpu().numpy() for k, v in res.items()}
     return res[int(ks)] if single else res
 
@@ -271,6 +284,11 @@ _RECHECK_ELEMENTS = 1 << 21
 #: nearly repeat (early layers: a token in similar contexts) send millions of pairs to the
 #: fp64 re-check, and gathering kept rows is ~2x faster than recomputing them
 _KEEP_SHIFTED_BYTES = 256 * 2**20
+
+
+#: rows whose unit vectors all lie within this (fp64) distance of their mean direction point in
+#: one direction: far below the smallest angle between two distinct fp32 directions (~6e-8)
+_ONE_DIRECTION = 1e-9
 
 
 def _first_width(kmax: int) -> int:
@@ -425,11 +443,21 @@ def _neighbours_tensor(
     ks = _check_ks(ks, n, f"{name}: ")
     kmax = ks[-1]
     z = z.to(torch.float32)
-    if not bool(torch.isfinite(z).all()):
-        raise DataError(f"{name}: NaN or Inf in the rows; cosine similarity is undefined")
+    finite = torch.isfinite(z).all(1)
+    if not bool(finite.all()):
+        row = int((~finite).nonzero()[0])
+        raise DataError(f"{name}: row {row} has NaN or Inf; cosine similarity is undefined")
     uniq, inverse, counts = torch.unique(z, dim=0, return_inverse=True, return_counts=True)
     rows = _ShiftedRows(uniq, inverse, counts, name)
     m, dim, dev = uniq.shape[0], uniq.shape[1], z.device
+    if rows.norm_max <= _ONE_DIRECTION:
+        log.warning(
+            "%s: all %d rows point in one direction (constant input?): every cosine similarity "
+            "is the same, so the k-NN sets are the lowest row indices and the k-NN overlap "
+            "measures nothing",
+            name,
+            n,
+        )
     search = _BoundarySearch(rows, inverse, counts, kmax, ks, _screen_error_factor(dim, dev))
     step = block_rows or max(1, min(n, _block_elements(dev) // max(m, 1)))
     parts: dict[int, list[torch.Tensor]] = {k: [] for k in ks}
@@ -625,6 +653,6 @@ def knn_overlap(X, Y, k: int = 10, *, device=None) -> float:
     """
     sx, sy = as_source(X, "X"), as_source(Y, "Y")
     check_pair(sx, sy)
-    nx = nearest_neighbours(sx.array, int(k), device=device)
-    ny = nearest_neighbours(sy.array, int(k), device=device)
+    nx = nearest_neighbours(sx.array, int(k), device=device, name=sx.name)
+    ny = nearest_neighbours(sy.array, int(k), device=device, name=sy.name)
     return float(jaccard_rows(nx, ny).mean())

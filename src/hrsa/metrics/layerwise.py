@@ -514,25 +514,39 @@ def compare_stores(
     reasoning,
     settings: HRSASettings | Mapping | None = None,
     *,
-    verify: bool = False,
+    verify: bool = True,
     products: str | None = None,
     accumulate: str | None = None,
 ) -> HRSAResult:
     """Full HRSA of two activation stores (paths or :class:`~hrsa.activations.ActivationStore`)
     of the same dataset: checks that they are row-aligned, then reads every layer file once
     (the fewest passes the memory allows) for every layer pair and the shared row subsample.
-    ``products``, ``accumulate``: see :func:`layerwise_similarity`."""
-    from ..activations import ActivationStore, check_aligned
+    ``products``, ``accumulate``: see :func:`layerwise_similarity`.
+
+    ``verify`` (default): every file of both stores is checked against its manifest's sha256,
+    hashed by the reader threads as the first pass streams it (no extra pass over the data);
+    the digests are compared before a result is returned, so a corrupted store is a
+    :class:`~hrsa.errors.StoreError` naming the file, never a result. ``False`` skips the
+    comparison (benchmarks; open the stores with ``verify_reads=False`` to skip the hashing)."""
+    from ..store import ActivationStore, verified
+
+    a = base if isinstance(base, ActivationStore) else ActivationStore(base, verify_reads=verify)
+    b = (
+        reasoning
+        if isinstance(reasoning, ActivationStore)
+        else ActivationStore(reasoning, verify_reads=verify)
+    )
+    with verified(a, b) if verify else contextlib.nullcontext():
+        return _compare_stores(a, b, settings, products, accumulate)
+
+
+def _compare_stores(a, b, settings, products, accumulate) -> HRSAResult:
+    from ..store import check_aligned
 
     if not isinstance(settings, HRSASettings):
         settings = HRSASettings.from_config(settings)
     products = products or settings.products
     accumulate = accumulate or settings.accumulate
-    a = base if isinstance(base, ActivationStore) else ActivationStore(base)
-    b = reasoning if isinstance(reasoning, ActivationStore) else ActivationStore(reasoning)
-    if verify:
-        a.verify()
-        b.verify()
     check_aligned(a, b)
     if a.n_hidden_states != b.n_hidden_states:
         raise PairMismatchError(

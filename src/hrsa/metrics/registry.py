@@ -191,6 +191,21 @@ def load_plugins(entries: Iterable[str], basedir: str | Path | None = None) -> l
     return names
 
 
+def labelled_metric(name: str, key: str = "hrsa.probe.extra_metrics") -> MetricSpec:
+    """The registered metric ``name``, checked to be one that needs labels (it runs with the
+    cross-model probe on the sentence embeddings and their class labels)."""
+    from ..errors import config_error
+
+    if name not in REGISTRY:
+        raise config_error(key, f"no registered metric {name!r}; registered: {sorted(REGISTRY)}")
+    spec = REGISTRY[name]
+    if not spec.needs_labels:
+        raise config_error(
+            key, f"{name!r} needs no labels; list it in hrsa.extra_metrics (per hidden state)"
+        )
+    return spec
+
+
 def subsample_metric(name: str, key: str = "hrsa.extra_metrics") -> MetricSpec:
     """The registered metric ``name``, checked usable per hidden state on the subsample (two
     row-aligned representations, no labels)."""

@@ -44,6 +44,11 @@ reusable buffers, a chunk ahead of the computation. On CUDA the buffers are pinn
 goes to the device asynchronously on a copy stream in the stored dtype (fp16: half the bytes),
 is converted and shifted there, and nothing in the loop waits for the device (no per-chunk
 ``float(...)``); on the CPU each fp16 chunk is converted once into a reused fp32 buffer.
+
+Checksums: a store layer's bytes are hashed by the reader thread that read them
+(:attr:`Source.check`, fed in :meth:`Source.read_into`; a file's chunks are read in order), so
+the first pass, which reads every layer file whole, verifies every file against the store's
+manifest at no extra pass (:func:`hrsa.store.verified` compares the digests at the end).
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ import math
 import mmap
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -160,6 +166,9 @@ class Source:
             array.element_size() if isinstance(array, torch.Tensor) else array.itemsize
         )
         self.describe_row = describe_row or (lambda r: f"row {r}")
+        # an activation store's layer carries the checksum of its file (hrsa.store._FileCheck):
+        # every read is fed to it, so a file streamed start to end is verified at no extra pass
+        self.check = getattr(array, "store_check", None)
         self._file = None
         if (
             isinstance(array, np.memmap)
@@ -195,7 +204,10 @@ class Source:
         view = out[: stop - start]
         flat = view.view(torch.uint8).reshape(-1)
         path, offset = self._file
-        read_file_range(fd, path, memoryview(flat.numpy()), offset + start * self.row_bytes)
+        data = memoryview(flat.numpy())
+        read_file_range(fd, path, data, offset + start * self.row_bytes)
+        if self.check is not None:
+            self.check.feed(offset + start * self.row_bytes, data)
         return view
 
     def rows(self, start: int, stop: int) -> torch.Tensor:
@@ -319,7 +331,7 @@ class SelfTerms:
 
     ``diag`` = per-feature sums of squares, ``frob_sq`` = ||G||_F^2, ``trace`` = ||Xc||_F^2,
     ``col_sum`` = Xc^T 1 (zero: the engine centres exactly), and ``hsic_u`` = the debiased
-    self-HSIC (times n(n-3)).
+    self-HSIC (times n(n-3); NaN below 4 rows, where it is undefined: only debiased CKA uses it).
     """
 
     n: int
@@ -584,6 +596,20 @@ class _ChunkReader:
         if workers is None:
             workers = min(8, len(self.staged)) if self.cuda else min(1, len(self.staged))
         self.workers = workers if self.staged else 0
+        # A checked file (store layer not yet hashed) is read in chunk order even by several
+        # reader threads, so its checksum sees the bytes in order: the task of a chunk waits for
+        # the previous chunk of the same file to be read. Tasks start in submission order
+        # (FIFO), so the one waited for is already running; ``_closing`` releases every wait
+        # when the iteration ends early.
+        self._turn = threading.Condition()
+        self._next_row = {
+            k: 0
+            for k, kind in enumerate(kinds)
+            if kind == "file"
+            and self.sources[k].check is not None
+            and not self.sources[k].check.complete
+        }
+        self._closing = False
         self.gather_rows = None if gather is None else np.asarray(gather, dtype=np.int64)
         self.gathered: list[torch.Tensor | None] = [None] * len(self.sources)
         if self.gather_rows is not None:
@@ -626,7 +652,16 @@ class _ChunkReader:
             if self.cuda and self.to_device:
                 self.copied[slot].synchronize()  # the slot's previous copy to the device is done
             out = self._slot_view(self.slots[slot], k)
-            if kind == "file":
+            if kind == "file" and k in self._next_row:
+                with self._turn:
+                    self._turn.wait_for(lambda: self._closing or self._next_row[k] >= a)
+                try:
+                    raw = src.read_into(fds[k], a, b, out)
+                finally:
+                    with self._turn:
+                        self._next_row[k] = max(self._next_row[k], b)
+                        self._turn.notify_all()
+            elif kind == "file":
                 raw = src.read_into(fds[k], a, b, out)
             else:
                 raw = out[: b - a]
@@ -698,6 +733,9 @@ class _ChunkReader:
                 if c + depth < len(starts):
                     submit(c + depth)
         finally:
+            with self._turn:
+                self._closing = True
+                self._turn.notify_all()
             for tasks in pending.values():
                 for _, task in tasks:
                     if task is not None:
@@ -1041,7 +1079,8 @@ class LayerStream:
             s["q2"][i] - 4 * (d @ s["a"][i]) + 4 * (d @ gc @ d) + 2 * c * s["q1"][i] + n * c * c
         )
         frob = float(gc.square().sum())
-        hsic = _debiased_hsic(n, frob - sum_r2, -trace, -trace, sum_r2)
+        # undefined below 4 rows; only debiased CKA reads it (and says so then)
+        hsic = _debiased_hsic(n, frob - sum_r2, -trace, -trace, sum_r2) if n >= 4 else math.nan
         col = torch.zeros(gc.shape[0], dtype=torch.float64, device=gc.device)
         return SelfTerms(n, gc.diagonal().clone(), frob, trace, col, sum_r2, hsic)
 

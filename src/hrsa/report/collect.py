@@ -294,6 +294,22 @@ def read_headlines(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     return frame
 
 
+def read_probe_metrics(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
+    """Concatenate ``probe_metrics.csv`` files (the labelled extra metrics of the cross-model
+    probe): ``pair, stage, dataset, metric, value``."""
+    frames = []
+    for path in paths:
+        try:
+            frame = _read_csv(path, ["metric", "value"])
+        except DataError as error:
+            if "empty file" not in str(error):
+                raise
+            continue  # a numeric target's file: no class labels, no rows
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype(float)
+        frames.append(_with_keys(frame[["metric", "value"]], path))
+    return _concat(frames, [*KEYS, "metric", "value"])
+
+
 def read_probes(paths: Iterable[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate ``probe.csv`` files: ``pair, stage, dataset`` + :data:`PROBE_COLUMNS` +
     :data:`PROBE_REGRESSION_COLUMNS`.

@@ -319,6 +319,7 @@ def training_data_reports(scale: float = 0.01, seed: int = 0) -> tuple[dict, dic
             "examples": requested,
             "kept_annotated": requested if entry.annotated_negatives else 0,
             "mined_rows": 0 if entry.annotated_negatives else requested - dropped,
+            "mined_negatives": 0 if entry.annotated_negatives else 3 * (requested - dropped),
             "dropped": dropped,
             "written": requested - dropped,
             "policy": "kept" if entry.annotated_negatives else "mined",

@@ -666,16 +666,64 @@ def extra_metrics_data(
     names: Sequence[str],
     dataset: str,
     stage: str = "backbone",
+    probe_metrics: pd.DataFrame | None = None,
+    labelled: Sequence[str] = (),
+    probe_dataset: str | None = None,
 ) -> pd.DataFrame:
-    """What :func:`extra_metrics_figure` draws: ``pair, metric, layer, value`` (hidden state
-    i of both models), pairs in config order, metrics in ``names`` order."""
+    """What :func:`extra_metrics_figure` draws: ``pair, metric, layer, value, dataset`` (hidden
+    state i of both models), pairs in config order, metrics in ``names`` order; then the
+    ``labelled`` metrics of the cross-model probe (``probe_metrics``: one value per pair on the
+    sentence embeddings of ``probe_dataset``, ``layer`` empty)."""
     rows = []
     for name in names:
         for pair in ordered(pairs):
             curve = diagonal_curve(metrics, name, pair.key, stage, dataset)
             for layer, value in zip(curve["layer"], curve["value"], strict=True):
-                rows.append({"pair": pair.key, "metric": name, "layer": int(layer), "value": value})
-    return pd.DataFrame(rows, columns=["pair", "metric", "layer", "value"])
+                rows.append(
+                    {
+                        "pair": pair.key,
+                        "metric": name,
+                        "layer": int(layer),
+                        "value": value,
+                        "dataset": dataset,
+                    }
+                )
+    if probe_metrics is not None and len(labelled):
+        sub = probe_metrics[
+            (probe_metrics["stage"] == stage) & (probe_metrics["dataset"] == probe_dataset)
+        ]
+        for name in labelled:
+            for pair in ordered(pairs):
+                hit = sub[(sub["metric"] == name) & (sub["pair"] == pair.key)]
+                if len(hit):
+                    rows.append(
+                        {
+                            "pair": pair.key,
+                            "metric": name,
+                            "layer": None,
+                            "value": float(hit["value"].iloc[0]),
+                            "dataset": probe_dataset,
+                        }
+                    )
+    frame = pd.DataFrame(rows, columns=["pair", "metric", "layer", "value", "dataset"])
+    frame["layer"] = frame["layer"].astype("Int64")
+    return frame
+
+
+def _labelled_panel(ax, rows: pd.DataFrame, chosen, name: str, level: str) -> None:
+    """One bar per pair (hatched: SFT-tuned pairs): a labelled metric of the cross-model probe
+    on the final hidden state's sentence embeddings."""
+    values = {r.pair: r.value for r in rows.itertuples()}
+    shown = [p for p in chosen if p.key in values]
+    for i, pair in enumerate(shown):
+        colour = f"C{chosen.index(pair) % 10}"
+        ax.bar(i, values[pair.key], color=colour, hatch="//" if pair.is_sft else None, alpha=0.8)
+    ax.set_xticks(range(len(shown)), [style.wrap_label(p.label, 12) for p in shown])
+    ax.set_ylim(0, 1.05)
+    dataset = rows["dataset"].iloc[0]
+    title = style.wrap_label(name.replace("_", " "), 22)
+    where = f"probe, {dataset_label(dataset)}"
+    ax.set_title(f"{title}\n({level} level, {where})" if level else f"{title}\n({where})")
 
 
 def extra_metrics_figure(
@@ -700,6 +748,10 @@ def extra_metrics_figure(
         ax.set_visible(False)
     handles = []
     for ax, name in zip(axes.flat, names, strict=False):
+        rows = data[data["metric"] == name]
+        if len(rows) and rows["layer"].isna().all():  # a labelled metric: one value per pair
+            _labelled_panel(ax, rows, chosen, name, levels.get(name, ""))
+            continue
         drawn = False
         for p, pair in enumerate(chosen):
             curve = data[(data["metric"] == name) & (data["pair"] == pair.key)]

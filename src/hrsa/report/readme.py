@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrsa.plan import TABLE8_FIGURE
+from hrsa.plan import COT_CARD, TABLE8_FIGURE
 from hrsa.report.collect import PairInfo, pair_info
 from hrsa.report.output import write_text
 
@@ -26,9 +26,13 @@ TABLES = {
     4: "Mean k-NN overlap across layers (k = 5, 10, 50), LLMs and their embedding models: first "
     "over all hidden states 0..L (the paper's definition, embedding output included), then over "
     "the transformer layers 1..L only (see Conventions: why the authors' k=5/10 values differ).",
+    6: "LoRA vs full fine-tuning: benchmark scores of the models trained both ways with the "
+    "identical recipe (`training.lora`), and their difference.",
     7: "Training data: rows of each contrastive training set used in this run (after seeded "
     "sampling and hard-negative mining) next to the paper's Table 7 count, with each set's "
-    "source and how its negatives were obtained.",
+    "source, how its negatives were obtained and how many were mined.",
+    11: "The generated CoT dataset (`cot_generation`): per source, the problems sent, the traces "
+    "judged correct, the yield and the mean reasoning tokens, next to the paper's Table 11.",
     12: "H_inv of O* across datasets, base vs reasoning LLMs.",
     13: "H_inv of O* across datasets, base vs reasoning embedding models.",
 }
@@ -55,6 +59,15 @@ APPENDICES = {
         "task-type fallback, default), with the files' sha256.",
     ),
 }
+# Cards listed right after their table: stem -> (table number, what it reproduces, description)
+CARDS = {
+    COT_CARD: (
+        11,
+        "Table 11 (dataset card)",
+        "The generated CoT dataset's card: sources and selection, generator and judge with "
+        "their settings and prompts, dates, and what was left out.",
+    ),
+}
 FORMATS = {".csv": "CSV", ".md": "Markdown", ".png": "PNG", ".pdf": "PDF"}
 
 
@@ -75,6 +88,9 @@ def describe(stem: str, pairs: Mapping[str, PairInfo]) -> Entry | None:
     if match := re.fullmatch(r"table(\d+)", stem):
         n = int(match.group(1))
         return Entry(stem, "table", (n,), f"Table {n}", TABLES.get(n, ""))
+    if stem in CARDS:
+        number, reproduces, description = CARDS[stem]
+        return Entry(stem, "table", (number, stem), reproduces, description)
     if stem in APPENDICES:  # listed right after Table 1
         reproduces, description = APPENDICES[stem]
         return Entry(stem, "table", (1, stem), reproduces, description)

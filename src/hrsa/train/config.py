@@ -50,6 +50,9 @@ class TrainConfig:
     save_dtype: str = _default("save_dtype")  # auto = bfloat16 when trained on GPU, float32 on CPU
     # not a config key: the target's training seed (one of training.seeds), set per model
     seed: int = _default("seeds")[0]
+    # not a config key: LoRA adapters ({rank, alpha, dropout, target_modules}, from
+    # training.lora) for a LoRA target results/embeddings/{model}/lora-seed{seed}; None = full
+    adapter: dict | None = None
 
     def __post_init__(self):
         def bad(key, why):
@@ -85,6 +88,10 @@ class TrainConfig:
             bad("mixed_precision", "must be auto, bf16 or no")
         if self.save_dtype not in ("auto", "float32", "bfloat16"):
             bad("save_dtype", "must be auto, float32 or bfloat16")
+        if self.adapter is not None:
+            from .lora import check_adapter
+
+            object.__setattr__(self, "adapter", check_adapter(self.adapter))
 
     @classmethod
     def from_mapping(cls, settings: Mapping | None = None, **overrides) -> TrainConfig:
@@ -108,6 +115,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         record = dataclasses.asdict(self)
         record["fsdp_layer_classes"] = list(self.fsdp_layer_classes)
+        record["adapter"] = dict(self.adapter) if self.adapter is not None else None
         return record
 
     @property

@@ -39,9 +39,11 @@ import torch
 
 from ..data.contrastive import group_by_source, read_examples, validate_examples
 from ..errors import HRSAError, ModelError, config_error
+from ..locks import FileLock
 from .batches import batch_schedule, collate, local_slice
 from .config import TrainConfig, snapshot_steps
 from .embedding import MeanPoolEmbedder, save_embedding_model
+from .lora import base_model, merged_state_dict, parameter_counts
 
 log = logging.getLogger("hrsa.train")
 
@@ -237,14 +239,28 @@ class TrainingRun:
         self.start_step = 0
 
     def run(self) -> dict:
-        """Train, save and return the summary (every process returns it)."""
+        """Train, save and return the summary (every process returns it).
+
+        The main process holds an exclusive lock on the work directory
+        (``<out_dir>.work.lock``, :mod:`hrsa.locks`) from before the model is loaded until the
+        output is in place: a second trainer of the same output (an orphaned job still running
+        after Snakemake was killed, and the rerun) fails fast naming the holder's pid and host,
+        and the first completes with its output intact."""
         self.load_data()
         self.set_up()
-        self.load_model()
-        self.set_up_optimizer()
-        self.resume()
-        self.train_steps()
-        return self.finish()
+        lock = None
+        if self.main:
+            self.work.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(self.work.with_name(self.work.name + ".lock"), self.work).acquire()
+        try:
+            self.load_model()
+            self.set_up_optimizer()
+            self.resume()
+            self.train_steps()
+            return self.finish()
+        finally:
+            if lock is not None:
+                lock.release()
 
     # ---- everything that can be checked before a model is loaded ----
 
@@ -311,6 +327,11 @@ class TrainingRun:
                 )
         model.train()
         self.model = model
+        if cfg.adapter is not None:  # a LoRA target: only the adapters train (Table 6)
+            from .lora import add_adapter
+
+            model = add_adapter(model, cfg.adapter)
+            log.info("LoRA adapters %s: %s", cfg.adapter, parameter_counts(model))
         self.embedder = MeanPoolEmbedder(model)
 
     def set_up_optimizer(self) -> None:
@@ -454,11 +475,13 @@ class TrainingRun:
         state_dict = accelerator.get_state_dict(self.embedder)
         if self.main:
             state_dict = {k.removeprefix("backbone."): v for k, v in state_dict.items()}
+            if self.cfg.adapter is not None:  # saved merged: loads like a full model
+                state_dict = merged_state_dict(self.unwrapped.backbone, state_dict)
             target = self.work / "checkpoints" / f"step{step}"
             tmp = target.with_name(target.name + ".tmp")
             shutil.rmtree(tmp, ignore_errors=True)
             save_embedding_model(
-                self.unwrapped.backbone,
+                base_model(self.unwrapped.backbone),
                 self.tokenizer,
                 tmp,
                 state_dict=state_dict,
@@ -526,6 +549,8 @@ class TrainingRun:
             "save_dtype": str(self.save_dtype).removeprefix("torch."),
             "peak_memory_mb": _peak_memory_mb(self.device),
             "resumed_from_step": self.start_step,
+            "lora": cfg.adapter,
+            **parameter_counts(self.unwrapped),
             "wall_seconds_this_run": round(time.time() - self.started, 2),
             "config": cfg.to_dict(),
         }
