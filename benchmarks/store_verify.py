@@ -11,8 +11,8 @@ for the baseline):
   pass: verification adds hashing on the reader thread, no read);
 * ``probe``: :func:`hrsa.metrics.probe_stores` (reads the last layer; the other layers are
   read and hashed at the end);
-* ``pair_check``: :func:`hrsa.store.pair_check` (reads the index files; every layer file is
-  read and hashed at the end).
+* ``pair_check``: :func:`hrsa.store.pair_check` (reads and hashes the index files; the layer
+  files' sizes are checked at open, their bytes are not read: the pair check is a local rule).
 
 For each: ``job_reads_bytes`` (what the job reads anyway) and ``verify_reads_bytes`` (what
 verification reads on top), ``seconds`` with and without, ``verify_seconds`` (the difference;
