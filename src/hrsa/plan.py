@@ -973,7 +973,8 @@ class Plan:
         return self.hrsa_plugins() if self.probe_extra_metrics() else []
 
     def probe_plugin_files(self) -> list[str]:
-        return [p for p in self.probe_plugins() if p.endswith(".py")]
+        """The probe job's plug-ins given as files (its inputs)."""
+        return self.hrsa_plugin_files() if self.probe_plugins() else []
 
     def probe_outputs(self) -> dict[str, str]:
         """The cross-model probe's outputs: probe.csv, and probe_metrics.csv with labelled

@@ -73,14 +73,7 @@ def main(argv=None) -> int:
     if args.step == "estimate" or args.dry_run:
         settings = plan.cot_estimate_settings()
         settings["problems"] = {s: settings["problems"][s] for s in sources}
-        report = pipeline.dry_run(
-            settings["problems"],
-            generator=settings["generator"],
-            judge=settings["judge"],
-            requests=requests,
-            prompts_path=prompts,
-            cache_paths=settings["caches"],
-        )
+        report = pipeline.dry_run_of(settings, requests=requests, prompts_path=prompts)
         print(pipeline.format_dry_run(report))
         return 0
     for s in sources:

@@ -649,12 +649,9 @@ def check_rows(rows, path) -> None:
             raise DataError(f"{path}: row {i} lacks {missing}")
 
 
-def write_dry_run(out, *, settings: Mapping, requests: Mapping, prompts_path) -> dict:
-    """:func:`dry_run` of ``settings`` (``hrsa.plan.Plan.cot_estimate_settings``), printed and
-    written as JSON to ``out``."""
-    import sys
-
-    report = dry_run(
+def dry_run_of(settings: Mapping, *, requests: Mapping, prompts_path) -> dict:
+    """:func:`dry_run` of ``settings`` (``hrsa.plan.Plan.cot_estimate_settings``)."""
+    return dry_run(
         settings["problems"],
         generator=settings["generator"],
         judge=settings["judge"],
@@ -662,6 +659,13 @@ def write_dry_run(out, *, settings: Mapping, requests: Mapping, prompts_path) ->
         prompts_path=prompts_path,
         cache_paths=settings["caches"],
     )
+
+
+def write_dry_run(out, *, settings: Mapping, requests: Mapping, prompts_path) -> dict:
+    """:func:`dry_run_of` ``settings``, printed and written as JSON to ``out``."""
+    import sys
+
+    report = dry_run_of(settings, requests=requests, prompts_path=prompts_path)
     text = format_dry_run(report)
     log.info("%s", text)
     print(text, file=sys.stdout, flush=True)

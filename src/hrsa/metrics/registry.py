@@ -191,31 +191,30 @@ def load_plugins(entries: Iterable[str], basedir: str | Path | None = None) -> l
     return names
 
 
-def labelled_metric(name: str, key: str = "hrsa.probe.extra_metrics") -> MetricSpec:
-    """The registered metric ``name``, checked to be one that needs labels (it runs with the
-    cross-model probe on the sentence embeddings and their class labels)."""
+def _configured_metric(name: str, key: str, labelled: bool, wrong_kind: str) -> MetricSpec:
+    """The registered metric ``name`` named by config ``key``; it must need labels exactly when
+    ``labelled`` (else the error says ``wrong_kind``)."""
     from ..errors import config_error
 
     if name not in REGISTRY:
         raise config_error(key, f"no registered metric {name!r}; registered: {sorted(REGISTRY)}")
     spec = REGISTRY[name]
-    if not spec.needs_labels:
-        raise config_error(
-            key, f"{name!r} needs no labels; list it in hrsa.extra_metrics (per hidden state)"
-        )
+    if spec.needs_labels != labelled:
+        raise config_error(key, f"{name!r} {wrong_kind}")
     return spec
+
+
+def labelled_metric(name: str, key: str = "hrsa.probe.extra_metrics") -> MetricSpec:
+    """The registered metric ``name``, checked to be one that needs labels (it runs with the
+    cross-model probe on the sentence embeddings and their class labels)."""
+    return _configured_metric(
+        name, key, True, "needs no labels; list it in hrsa.extra_metrics (per hidden state)"
+    )
 
 
 def subsample_metric(name: str, key: str = "hrsa.extra_metrics") -> MetricSpec:
     """The registered metric ``name``, checked usable per hidden state on the subsample (two
     row-aligned representations, no labels)."""
-    from ..errors import config_error
-
-    if name not in REGISTRY:
-        raise config_error(key, f"no registered metric {name!r}; registered: {sorted(REGISTRY)}")
-    spec = REGISTRY[name]
-    if spec.needs_labels:
-        raise config_error(
-            key, f"{name!r} needs labels; it runs in the cross-model probe, not on the subsample"
-        )
-    return spec
+    return _configured_metric(
+        name, key, False, "needs labels; it runs in the cross-model probe, not on the subsample"
+    )
