@@ -496,10 +496,12 @@ def test_generate_and_judge_write_the_published_schema_read_by_the_probe_loader(
         cache_path=tmp_path / "g.jsonl",
     )
     assert len(rows) == 6 and len(server.posts) == 6
-    sent = server.posts[0]
-    assert sent["temperature"] == 0.6 and sent["top_p"] == 0.95 and sent["max_tokens"] == 100
-    assert sent["chat_template_kwargs"] == {"enable_thinking": True}
-    assert sent["messages"][1]["content"].endswith("Problem:\ncompute 10 + 10")
+    # concurrency 2: the server sees the requests in any order
+    for sent in server.posts:
+        assert sent["temperature"] == 0.6 and sent["top_p"] == 0.95 and sent["max_tokens"] == 100
+        assert sent["chat_template_kwargs"] == {"enable_thinking": True}
+    endings = sorted(p["messages"][1]["content"].rsplit("Problem:\n", 1)[1] for p in server.posts)
+    assert endings == [f"compute {i} + {i}" for i in range(10, 16)]
     judged = pipeline.judge(
         tmp_path / "gen.jsonl",
         tmp_path / "judged" / "arith.jsonl",
@@ -510,9 +512,9 @@ def test_generate_and_judge_write_the_published_schema_read_by_the_probe_loader(
         cache_path=tmp_path / "j.jsonl",
         source_spec={"key": "arith", "label": "Arith", "paper_total": 6, "paper_valid": 5},
     )
-    sent = server.posts[-1]
-    assert sent["temperature"] == 0 and "top_p" not in sent and sent["max_tokens"] == 10
-    assert sent["chat_template_kwargs"] == {"enable_thinking": False}
+    for sent in server.posts[6:]:
+        assert sent["temperature"] == 0 and "top_p" not in sent and sent["max_tokens"] == 10
+        assert sent["chat_template_kwargs"] == {"enable_thinking": False}
     labels = {r["question_id"]: r["correctness_label"] for r in judged}
     assert labels["test_3"] == 0 and sum(labels.values()) == 5  # "compute 13 + 13" judged 0
     row = judged[0]
