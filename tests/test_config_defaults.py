@@ -8,7 +8,7 @@ import inspect
 
 import pytest
 
-from hrsa.config import load_schema, schema_default
+from hrsa.config import PAPER_METRICS, load_schema, schema_default
 
 
 def signature_defaults(func) -> dict:
@@ -119,6 +119,11 @@ def test_hrsa_settings_defaults_are_the_schemas():
             assert value == schema_default("device")
         elif f.name in ("knn_k", "extra_metrics"):  # lists in the schema, tuples here
             assert list(value) == schema_default(f"hrsa.{f.name}")
+        elif f.name == "metrics":  # per level: the schema's default (all), the paper's metrics
+            assert {lv: list(v) for lv, v in value.items()} == {
+                lv: schema_default(f"hrsa.metrics.{lv}") for lv in PAPER_METRICS
+            }
+            assert {lv: tuple(v) for lv, v in value.items()} == PAPER_METRICS
         else:
             want = schema_default(f"hrsa.{f.name}")
             assert value == want and type(value) is type(want), f.name

@@ -179,6 +179,12 @@ AGREEMENT = [
     ("hrsa", "products", ["fp16"], ["tf32", "fp32"]),
     ("hrsa", "accumulate", ["fp16"], ["fp32", "fp64"]),
     ("hrsa", "extra_metrics", [["nope"], ["cross_model_probe"]], [["feature_wasserstein"], []]),
+    (
+        "hrsa",
+        "metrics",
+        [{"geometry": ["rbf_cka"]}, {"function": ["linear_cka"]}, {"geometry": "linear_cka"}],
+        [{"geometry": ["linear_cka"]}, {"representation": []}],
+    ),
     ("report.verdicts", "knn_layers", ["none"], ["all", "transformer"]),
     ("report.verdicts", "family_aggregate", ["max"], ["mean", "median"]),
     ("report.verdicts", "probe_split", ["val"], ["dev", "test"]),

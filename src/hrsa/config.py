@@ -30,6 +30,14 @@ HRSA_OTHER_KEYS = (
     "plugins",
 )  # HRSASettings takes every other key of hrsa
 TRAINING_OTHER_KEYS = ("enabled", "seeds", "gpus", "data", "mining", "dynamics_datasets", "lora")
+#: the paper's own metrics per level (computed by the streaming engine and the probe job), which
+#: ``hrsa.metrics`` selects from; the schema's default selects them all. Here, torch-free, so that
+#: the plan and the validation read them without importing the engine.
+PAPER_METRICS = {
+    "representation": ("dimension_wise_correlation", "procrustes"),
+    "geometry": ("linear_cka", "knn_overlap"),
+    "function": ("cross_model_probe",),
+}
 #: the keys of a LoRA adapter (``training.lora`` without ``models`` and ``learning_rate``);
 #: here so that the plan reads them without importing torch (hrsa.train imports it)
 LORA_ADAPTER_KEYS = ("rank", "alpha", "dropout", "target_modules")
@@ -165,9 +173,11 @@ def check_plan(config: dict) -> None:
                     f"config key evaluation.seeds: {missing} are not training seeds "
                     f"(training.seeds: {list(seeds)}); no embedding model has them"
                 )
+    selected = config["hrsa"]["metrics"]
     knn_ks = config["hrsa"]["knn_k"]
     knn_k = config["report"]["verdicts"]["knn_k"]
-    if knn_k not in knn_ks:
+    knn_selected = "knn_overlap" in selected.get("geometry", ["knn_overlap"])
+    if knn_selected and knn_k not in knn_ks:
         raise ConfigError(
             f"config key report.verdicts.knn_k: {knn_k} is not among hrsa.knn_k {knn_ks}; "
             "Table 2's local-geometry verdict would have no number"
@@ -313,6 +323,12 @@ def _check_hrsa_jobs(config: dict) -> None:
         subsample_metric(name, key=f"hrsa.extra_metrics[{i}]")
     for i, name in enumerate(plan.probe_extra_metrics()):
         labelled_metric(name, key=f"hrsa.probe.extra_metrics[{i}]")
+    if plan.probe_extra_metrics() and not settings.computes("cross_model_probe"):
+        raise ConfigError.at(
+            "hrsa.probe.extra_metrics",
+            f"{plan.probe_extra_metrics()} run in the cross-model probe's job, which "
+            "hrsa.metrics.function leaves out; add cross_model_probe there or empty this list",
+        )
 
 
 def _check_report_jobs(config: dict) -> None:

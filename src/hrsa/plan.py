@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-from .config import HRSA_OTHER_KEYS, LORA_ADAPTER_KEYS, TRAINING_OTHER_KEYS
+from .config import HRSA_OTHER_KEYS, LORA_ADAPTER_KEYS, PAPER_METRICS, TRAINING_OTHER_KEYS
 from .errors import ConfigError
 
 STAGES_MAIN = ("backbone", "emb")
@@ -69,6 +69,11 @@ LAYER_GRIDS = {
     "11": ("knn_overlap", "emb"),
 }
 PROBE_GRIDS = {"12": "backbone", "13": "emb"}
+#: the paper's metrics drawn by Figure 3, Figure 5 and the per-pair figures: each is drawn while
+#: hrsa.metrics selects one of them (the panels of the others say "no data")
+FIGURE3_METRICS = ("dimension_wise_correlation", "linear_cka")
+DYNAMICS_METRICS = ("linear_cka", "dimension_wise_correlation", "procrustes", "knn_overlap")
+PAIR_FIGURE_METRICS = ("dimension_wise_correlation", "linear_cka", "knn_overlap")
 #: the figure of hrsa.extra_metrics (Table 8 alternatives and plug-ins), under REPORT
 TABLE8_FIGURE = "figure_table8"
 H_INV_TABLES = {"12": "backbone", "13": "emb"}
@@ -936,6 +941,20 @@ class Plan:
         settings.update({k: v for k, v in self.config["hrsa"].items() if k not in HRSA_OTHER_KEYS})
         return normalised(settings)
 
+    def computes(self, name: str) -> bool:
+        """Whether ``hrsa.metrics`` selects the paper's metric ``name`` (a level not given
+        selects all of its metrics; the names are checked by the HRSA job's own settings,
+        ``HRSASettings``, when the config is validated)."""
+        selected = self.config["hrsa"].get("metrics") or {}
+        for level, names in PAPER_METRICS.items():
+            if name in names:
+                return name in selected.get(level, names)
+        raise KeyError(f"{name!r} is not one of the paper's metrics {PAPER_METRICS}")
+
+    def metrics_left_out(self) -> list[str]:
+        """The paper's metrics that ``hrsa.metrics`` leaves out, in the paper's order."""
+        return [n for names in PAPER_METRICS.values() for n in names if not self.computes(n)]
+
     def extra_metrics(self) -> list[str]:
         """hrsa.extra_metrics: registered metrics computed on the subsample besides the paper's."""
         return [str(m) for m in self.config["hrsa"]["extra_metrics"]]
@@ -995,7 +1014,7 @@ class Plan:
             base = HRSA_DIR.format(**vars(u))
             targets += [f"{base}/metrics.csv", f"{base}/summary.json"]
         for u in self.analysis_units(dynamics=False):
-            if u.dataset in self.labelled_datasets:
+            if u.dataset in self.labelled_datasets and self.computes("cross_model_probe"):
                 targets += [p.format(**vars(u)) for p in self.probe_outputs().values()]
         return targets
 
@@ -1020,6 +1039,8 @@ class Plan:
         readout is accuracy): ``report.probe_dataset``, else ``hrsa.probe.dataset``, else the
         first labelled class-target HRSA dataset; None when there is none. A numeric target
         named by either key is a config error (``hrsa.config.validate_config``)."""
+        if not self.computes("cross_model_probe"):
+            return None
         labelled = [d for d in self.labelled_datasets if self.probe_target(d) == "class"]
         probe = self.config["hrsa"]["probe"].get("dataset")
         default = probe if probe in labelled else (labelled[0] if labelled else None)
@@ -1115,12 +1136,16 @@ class Plan:
         return files
 
     def report_tables(self) -> list[str]:
-        numbers = [2, 3, 4, 12]
+        numbers = [2]
+        if self.computes("procrustes"):  # H_inv: Tables 3, 12 (13 with the embedding models)
+            numbers += [3, 12]
+        if self.computes("knn_overlap"):
+            numbers.append(4)
         if self.cot_enabled():
             numbers.append(11)
         if self.trained_models():
             numbers.append(7)
-        if "emb" in self.report_stages():
+        if "emb" in self.report_stages() and self.computes("procrustes"):
             numbers.append(13)
         if self.include_table1():
             numbers.append(1)
@@ -1139,12 +1164,16 @@ class Plan:
 
     def report_figures(self) -> list[str]:
         stages = self.report_stages()
-        numbers = [3] + [int(n) for n, (_, s) in LAYER_GRIDS.items() if s in stages]
+        numbers = [int(n) for n, (m, s) in LAYER_GRIDS.items() if s in stages and self.computes(m)]
+        if any(self.computes(m) for m in FIGURE3_METRICS):
+            numbers.append(3)
         if self.probe_dataset() is not None:
             numbers += [4] + [int(n) for n, s in PROBE_GRIDS.items() if s in stages]
         stems = [f"figure{n}" for n in sorted(numbers)]
-        stems += [f"figure5/{pair}" for pair in self.dynamics_pairs()]
-        stems += [f"pairs/{pair}" for pair in self.pairs]
+        if any(self.computes(m) for m in DYNAMICS_METRICS):
+            stems += [f"figure5/{pair}" for pair in self.dynamics_pairs()]
+        if any(self.computes(m) for m in PAIR_FIGURE_METRICS):
+            stems += [f"pairs/{pair}" for pair in self.pairs]
         files = [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
         if self.table8_figure_metrics():  # with the data it draws
             files += [f"{REPORT}/{TABLE8_FIGURE}.{ext}" for ext in ("png", "pdf", "csv")]
@@ -1179,8 +1208,28 @@ class Plan:
             skipped["Embedding-model outputs (Figures 7, 9, 11, 13; Table 13)"] = (
                 "no pair is trained into embedding models in this config."
             )
-        if self.probe_dataset() is None:
+        if not self.computes("cross_model_probe"):
+            skipped["Figures 4, 12, 13; Table 2's linear readout"] = (
+                "hrsa.metrics.function leaves out cross_model_probe (no probe jobs)."
+            )
+        elif self.probe_dataset() is None:
             skipped["Figures 4, 12, 13"] = "no labelled class-target probe dataset is configured."
+        left_out = {
+            "procrustes": "Tables 3, 12, 13 (H_inv); Table 2's coordinate basis",
+            "knn_overlap": "Table 4, Figures 10, 11; Table 2's local geometry",
+            "dimension_wise_correlation": "Figures 6, 7; Table 2's coordinate basis",
+            "linear_cka": "Figures 8, 9; Table 2's global geometry",
+        }
+        for metric, outputs in left_out.items():
+            if not self.computes(metric):
+                skipped[outputs] = f"hrsa.metrics leaves out {metric} (not computed)."
+        for outputs, metrics in (
+            ("Figure 3", FIGURE3_METRICS),
+            ("Figure 5", DYNAMICS_METRICS),
+            ("pairs/<pair> figures", PAIR_FIGURE_METRICS),
+        ):
+            if not any(self.computes(m) for m in metrics):
+                skipped[outputs] = f"hrsa.metrics leaves out all of {', '.join(metrics)}."
         if not self.table8_figure_metrics():
             skipped["Table 8 alternatives"] = (
                 "no extra metrics in this config (hrsa.extra_metrics, hrsa.probe.extra_metrics; "

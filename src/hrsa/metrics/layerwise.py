@@ -28,13 +28,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from ..config import HRSA_OTHER_KEYS, schema_default
+from ..config import HRSA_OTHER_KEYS, PAPER_METRICS, schema_default
 from ..errors import DataError, PairMismatchError, config_error
 from .geometry import _neighbours_tensor, cka_from_terms, debiased_cka_from_terms, jaccard_rows
 from .registry import subsample_metric
@@ -104,6 +104,9 @@ class HRSASettings:
     accumulate: str = schema_default("hrsa.accumulate")
     #: registered metrics computed per hidden state on the subsample (hrsa.metrics.registry)
     extra_metrics: tuple[str, ...] = tuple(schema_default("hrsa.extra_metrics"))
+    #: the paper's metrics to compute, per level (``hrsa.metrics``; a level not given: all of
+    #: :data:`~hrsa.config.PAPER_METRICS`'s); :meth:`computes` asks for one
+    metrics: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: dict(PAPER_METRICS))
 
     #: keys of ``config["hrsa"]`` that belong to other rules and are ignored here
     OTHER_KEYS = HRSA_OTHER_KEYS
@@ -111,8 +114,13 @@ class HRSASettings:
     def __post_init__(self):
         object.__setattr__(self, "knn_k", tuple(sorted({int(k) for k in self.knn_k})))
         object.__setattr__(self, "extra_metrics", tuple(str(m) for m in self.extra_metrics))
+        object.__setattr__(self, "metrics", paper_metric_selection(self.metrics))
         checks = [
-            (len(self.knn_k) > 0 and self.knn_k[0] >= 1, "knn_k", "a non-empty list of k >= 1"),
+            (
+                len(self.knn_k) > 0 and self.knn_k[0] >= 1 or not self.computes("knn_overlap"),
+                "knn_k",
+                "a non-empty list of k >= 1",
+            ),
             (self.knn_max_tokens >= 2, "knn_max_tokens", ">= 2"),
             (self.chunk_size >= 1, "chunk_size", ">= 1"),
             (self.bootstrap >= 0, "bootstrap", ">= 0"),
@@ -157,11 +165,53 @@ class HRSASettings:
             raise config_error("hrsa", f"invalid setting ({exc})") from exc
         return cls(**kw)
 
+    def computes(self, name: str) -> bool:
+        """Whether the paper's metric ``name`` (a name of :data:`~hrsa.config.PAPER_METRICS`)
+        is selected by ``hrsa.metrics``."""
+        return any(name in names for names in self.metrics.values())
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d["knn_k"] = list(self.knn_k)
         d["extra_metrics"] = list(self.extra_metrics)
+        d["metrics"] = {level: list(names) for level, names in self.metrics.items()}
         return d
+
+
+def paper_metric_selection(
+    selection: Mapping | None, key: str = "hrsa.metrics"
+) -> dict[str, tuple[str, ...]]:
+    """``hrsa.metrics`` checked and completed: level -> the selected paper metrics of that level
+    (a level not given selects all of its metrics). A name of another level, a registered
+    alternative or an unknown name is a config error naming the entry."""
+    if selection is None:
+        selection = {}
+    if not isinstance(selection, Mapping):
+        raise config_error(key, f"must be a mapping of level -> metrics, got {selection!r}")
+    unknown = sorted(set(selection) - set(PAPER_METRICS))
+    if unknown:
+        raise config_error(key, f"unknown levels {unknown}; known: {list(PAPER_METRICS)}")
+    out = {}
+    for level, allowed in PAPER_METRICS.items():
+        names = selection.get(level, allowed)
+        if isinstance(names, str) or not isinstance(names, Sequence):
+            raise config_error(f"{key}.{level}", f"must be a list of metric names, got {names!r}")
+        for i, name in enumerate(names):
+            if name in allowed:
+                continue
+            where = [lv for lv, ns in PAPER_METRICS.items() if name in ns]
+            hint = (
+                f"it is a {where[0]}-level metric (list it under {key}.{where[0]})"
+                if where
+                else "Table 8 alternatives and plug-ins go in hrsa.extra_metrics "
+                "(hrsa.probe.extra_metrics when they need labels)"
+            )
+            raise config_error(
+                f"{key}.{level}[{i}]",
+                f"{name!r} is not one of the paper's {level}-level metrics {list(allowed)}; {hint}",
+            )
+        out[level] = tuple(n for n in allowed if n in names)  # the paper's order
+    return out
 
 
 @contextlib.contextmanager
@@ -270,9 +320,13 @@ def _layerwise(
     accumulate: str = schema_default("hrsa.accumulate"),
     memory_budget: int | None = None,
     gather_rows: np.ndarray | None = None,
+    computes: Callable[[str], bool] = lambda name: True,
 ) -> tuple[LayerwiseSimilarity, LayerStream]:
     """:func:`layerwise_similarity`, also gathering the rows ``gather_rows`` of every layer in
-    the same pass (``stream.gathered_x``/``gathered_y``)."""
+    the same pass (``stream.gathered_x``/``gathered_y``). ``computes(name)``: whether the paper's
+    metric ``name`` is wanted (:meth:`HRSASettings.computes`); the others stay NaN. The streamed
+    products serve every metric at once, so this saves the reductions (Procrustes' SVDs), not
+    the pass."""
     t0 = time.perf_counter()
     xs = [as_source(x, f"base hidden state {i}") for i, x in enumerate(base_layers)]
     ys = [as_source(y, f"reasoning hidden state {j}") for j, y in enumerate(reasoning_layers)]
@@ -298,14 +352,17 @@ def _layerwise(
     ld = min(la, lb) if diagonal else 0
     deb, hinv, resid = np.full(ld, _NAN), np.full(ld, _NAN), np.full(ld, _NAN)
     same_dim = xs[0].dim == ys[0].dim
+    want_cka, want_corr = computes("linear_cka"), computes("dimension_wise_correlation")
+    want_procrustes = computes("procrustes")
     with _exact_fp32_matmul():
         for i, j, ct in stream.pairs():
             mx, my = stream.x_moments, stream.y_moments
             sx, sy = stream.x_self, stream.y_self
             what = f"base hidden state {i} vs reasoning hidden state {j}"
-            v = und(cka_from_terms, ct.cross, sx[i], sy[j], what)
-            cka[i, j] = _NAN if v is None else v
-            if same_dim:
+            if want_cka:
+                v = und(cka_from_terms, ct.cross, sx[i], sy[j], what)
+                cka[i, j] = _NAN if v is None else v
+            if same_dim and want_corr:
                 r = und(
                     correlation_from_terms,
                     ct.cross.diagonal(),
@@ -317,9 +374,10 @@ def _layerwise(
                 )
                 corr[i, j] = _NAN if r is None else r.mean
             if diagonal and i == j:
-                v = und(debiased_cka_from_terms, ct, n, sx[i], sy[j], what)
-                deb[i] = _NAN if v is None else v
-                if same_dim:
+                if want_cka:
+                    v = und(debiased_cka_from_terms, ct, n, sx[i], sy[j], what)
+                    deb[i] = _NAN if v is None else v
+                if same_dim and want_procrustes:
                     p = und(procrustes_from_cross, ct.cross, sx[i].trace, sy[j].trace, what)
                     if p is not None:
                         hinv[i], resid[i] = p.h_inv, p.residual
@@ -412,8 +470,11 @@ def subsample_analysis(
     rows = subsample_rows(xs[0].n_rows, settings.knn_max_tokens, settings.seed)
     n = rows.size
     seq = np.asarray(sequence_index, dtype=np.int64)[rows]
-    ks = list(settings.knn_k)
-    _check_knn_k(ks, n)
+    want_knn, want_cka = settings.computes("knn_overlap"), settings.computes("linear_cka")
+    want_h_inv = settings.computes("procrustes")
+    ks = list(settings.knn_k) if want_knn else []
+    if ks:
+        _check_knn_k(ks, n)
     if gathered is not None and not (
         len(gathered[0]) >= n_layers
         and len(gathered[1]) >= n_layers
@@ -431,7 +492,9 @@ def subsample_analysis(
             np.random.SeedSequence([settings.seed, 1]),
         )
         weights = np.zeros((0, n)) if weights is None else weights
-    perms, invs = row_permutations(n, settings.permutations, settings.seed + 2, dev)
+    # the nulls are of CKA and k-NN overlap: none when neither is selected
+    n_perm = settings.permutations if want_knn or want_cka else 0
+    perms, invs = row_permutations(n, n_perm, settings.seed + 2, dev)
     b, p_ = len(weights), len(perms)
     out = SubsampleAnalysis(
         rows,
@@ -461,7 +524,7 @@ def subsample_analysis(
                 y = ys[i].gather(rows, settings.chunk_size).to(dev, torch.float32)
             if not (bool(torch.isfinite(x).all()) and bool(torch.isfinite(y).all())):
                 raise DataError(f"{what}: NaN or Inf in the subsampled rows")
-            nx = und(_neighbours_tensor, x, ks, name=f"base {what}")
+            nx = und(_neighbours_tensor, x, ks, name=f"base {what}") if ks else None
             ny = (
                 und(_neighbours_tensor, y, ks, name=f"reasoning {what}") if nx is not None else None
             )
@@ -483,22 +546,23 @@ def subsample_analysis(
                 if constant_reasoning
                 else mys.constant
             )
-            obs = weighted_pair(xc, yc, None, cx, cy, with_h_inv=i == final)
+            h_inv_here = want_h_inv and i == final
+            obs = weighted_pair(xc, yc, None, cx, cy, with_h_inv=h_inv_here)
             out.linear_cka[i], out.dimension_wise_correlation[i] = (
                 obs.linear_cka,
                 obs.dimension_wise_correlation,
             )
-            if i == final:
+            if h_inv_here:
                 out.h_inv_final = obs.h_inv
             if w_dev is not None:
-                boot = bootstrap_replicates(w_dev, jac, xc, yc, cx, cy, with_h_inv=i == final)
+                boot = bootstrap_replicates(w_dev, jac, xc, yc, cx, cy, with_h_inv=h_inv_here)
                 for k, reps in boot.knn.items():
                     out.knn_boot[k][:, i] = reps
                 out.linear_cka_boot[:, i] = boot.linear_cka
                 out.dimension_wise_correlation_boot[:, i] = boot.dimension_wise_correlation
-                if i == final:
+                if h_inv_here:
                     out.h_inv_final_boot[:] = boot.h_inv
-            null = permutation_nulls(perms, invs, xc, yc, nx, ny, undefined=und)
+            null = permutation_nulls(perms, invs, xc, yc, nx, ny, undefined=und, cka=want_cka)
             for k, reps in null.knn.items():
                 out.knn_null[k][:, i] = reps
             out.linear_cka_null[:, i] = null.linear_cka
@@ -584,7 +648,8 @@ def _compare_stores(a, b, settings, products, accumulate) -> HRSAResult:
         dev,
     )
     rows = subsample_rows(a.n_rows, settings.knn_max_tokens, settings.seed)
-    _check_knn_k(settings.knn_k, rows.size)
+    if settings.computes("knn_overlap"):
+        _check_knn_k(settings.knn_k, rows.size)
     lw, stream = _layerwise(
         xs,
         ys,
@@ -595,6 +660,7 @@ def _compare_stores(a, b, settings, products, accumulate) -> HRSAResult:
         products=products,
         accumulate=accumulate,
         gather_rows=rows,
+        computes=settings.computes,
     )
     gathered = (stream.gathered_x, stream.gathered_y)
     del stream

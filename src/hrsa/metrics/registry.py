@@ -21,8 +21,10 @@ a :class:`~hrsa.errors.DataError` makes that value NaN with a note), and its val
 transformer layers) and a panel of the report's "Table 8 alternatives" figure. A metric outside
 the package is a module or ``.py`` file named in ``hrsa.plugins`` (:func:`load_plugins`); see
 docs/adding-a-metric.md. The paper's own metrics are computed by the streaming engine
-(:mod:`hrsa.metrics.layerwise`), not through this path: they are registered for the property
-tests and their invariances.
+(:mod:`hrsa.metrics.layerwise`) and the probe job, not through this path: they are registered for
+the property tests and their invariances, and ``hrsa.metrics`` selects which of them run per level
+(:data:`hrsa.config.PAPER_METRICS`; :class:`~hrsa.metrics.layerwise.HRSASettings` checks the
+names, the plan leaves out the probe jobs and the report outputs of a metric left out).
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..config import PAPER_METRICS
 from .output import atomic_write_csv, atomic_write_json, jsonable
 from .uncertainty import bootstrap_interval, percentile_interval, permutation_p_value
 
@@ -63,6 +64,26 @@ def _replicate_layer_mean(replicates: np.ndarray, first: int = 0) -> np.ndarray:
     if r.shape[1] <= first:
         return np.full(r.shape[0], _NAN)
     return r[:, first:].mean(1)
+
+
+#: the paper's metric (hrsa.metrics) behind each summary.json headline, by the key's prefix
+_HEADLINE_METRICS = (
+    ("linear_cka", "linear_cka"),
+    ("dimension_wise_correlation", "dimension_wise_correlation"),
+    ("h_inv", "procrustes"),
+    ("knn_overlap", "knn_overlap"),
+)
+
+
+def _selected(entries: dict, settings) -> dict:
+    """``entries`` (headline key -> value) without the keys of metrics ``hrsa.metrics`` leaves
+    out."""
+    out = {}
+    for key, value in entries.items():
+        metric = next((m for prefix, m in _HEADLINE_METRICS if key.startswith(prefix)), None)
+        if metric is None or settings.computes(metric):
+            out[key] = value
+    return out
 
 
 def _bias(replicates, estimate) -> float | None:
@@ -113,6 +134,7 @@ class HRSAResult:
                 }
             )
 
+        wants = self.settings.computes  # hrsa.metrics: the rows of a metric left out are absent
         for name, full, boot in (
             (
                 "dimension_wise_correlation",
@@ -121,23 +143,28 @@ class HRSAResult:
             ),
             ("linear_cka", lw.linear_cka, ss.linear_cka_boot),
         ):
+            if not wants(name):
+                continue
             for i in range(full.shape[0]):
                 for j in range(full.shape[1]):
                     lo = hi = None
                     if i == j and i < nl:
                         lo, hi = self._interval(full[i, i], boot[:, i])
                     row(name, i, j, full[i, j], lo, hi)
+        if wants("linear_cka"):
+            for i in range(nl):
+                row("debiased_cka", i, i, lw.debiased_cka[i])
+        if wants("procrustes"):
+            for i in range(nl):
+                lo = hi = None
+                if i == nl - 1:
+                    lo, hi = self._interval(lw.procrustes_h_inv[i], ss.h_inv_final_boot)
+                row("procrustes_h_inv", i, i, lw.procrustes_h_inv[i], lo, hi)
+            for i in range(nl):
+                row("procrustes_residual", i, i, lw.procrustes_residual[i])
+        ks = self._knn_ks()
         for i in range(nl):
-            row("debiased_cka", i, i, lw.debiased_cka[i])
-        for i in range(nl):
-            lo = hi = None
-            if i == nl - 1:
-                lo, hi = self._interval(lw.procrustes_h_inv[i], ss.h_inv_final_boot)
-            row("procrustes_h_inv", i, i, lw.procrustes_h_inv[i], lo, hi)
-        for i in range(nl):
-            row("procrustes_residual", i, i, lw.procrustes_residual[i])
-        for i in range(nl):
-            for k in self.settings.knn_k:
+            for k in ks:
                 lo, hi = self._interval(ss.knn[k][i], ss.knn_boot[k][:, i])
                 row("knn_overlap", i, i, ss.knn[k][i], lo, hi, k)
         for name, values in ss.extra.items():
@@ -145,20 +172,26 @@ class HRSAResult:
                 row(name, i, i, values[i])
         if ss.linear_cka_null.shape[0]:
             for i in range(nl):
-                for k in self.settings.knn_k:
+                for k in ks:
                     null = ss.knn_null[k][:, i]
                     row(
                         "knn_overlap_null", i, i, np.mean(null), *percentile_interval(null, ci), k=k
                     )
-            for i in range(nl):
-                null = ss.linear_cka_null[:, i]
-                row("linear_cka_null", i, i, np.mean(null), *percentile_interval(null, ci))
+            if wants("linear_cka"):
+                for i in range(nl):
+                    null = ss.linear_cka_null[:, i]
+                    row("linear_cka_null", i, i, np.mean(null), *percentile_interval(null, ci))
         return rec
+
+    def _knn_ks(self) -> tuple[int, ...]:
+        """The k of the k-NN overlap rows and headlines: none when it is not selected."""
+        return self.settings.knn_k if self.settings.computes("knn_overlap") else ()
 
     def summary(self, pair: str = "", stage: str = "", dataset: str = "") -> dict:
         lw, ss, s = self.layerwise, self.subsample, self.settings
         final = len(lw.debiased_cka) - 1
         first = FIRST_TRANSFORMER_LAYER
+        ks = self._knn_ks()
         cka_diag = np.diagonal(lw.linear_cka)
         corr_diag = np.diagonal(lw.dimension_wise_correlation)
         headline = {
@@ -176,15 +209,14 @@ class HRSAResult:
             ),
             "h_inv_final": self._headline(float(lw.procrustes_h_inv[final]), ss.h_inv_final_boot),
             "knn_overlap_mean": {
-                str(k): self._headline(_layer_mean(ss.knn[k]), ss.knn_boot[k].mean(1))
-                for k in s.knn_k
+                str(k): self._headline(_layer_mean(ss.knn[k]), ss.knn_boot[k].mean(1)) for k in ks
             },
             "knn_overlap_mean_transformer_layers": {
                 str(k): self._headline(
                     _layer_mean(ss.knn[k], first),
                     _replicate_layer_mean(ss.knn_boot[k], first),
                 )
-                for k in s.knn_k
+                for k in ks
             },
         }
         bias = {
@@ -194,15 +226,16 @@ class HRSAResult:
             ),
             "h_inv_final": _bias(ss.h_inv_final_boot, ss.h_inv_final),
             "knn_overlap_mean": {
-                str(k): _bias(ss.knn_boot[k].mean(1), _layer_mean(ss.knn[k])) for k in s.knn_k
+                str(k): _bias(ss.knn_boot[k].mean(1), _layer_mean(ss.knn[k])) for k in ks
             },
             "knn_overlap_mean_transformer_layers": {
                 str(k): _bias(
                     _replicate_layer_mean(ss.knn_boot[k], first), _layer_mean(ss.knn[k], first)
                 )
-                for k in s.knn_k
+                for k in ks
             },
         }
+        headline, bias = _selected(headline, s), _selected(bias, s)
         n_perm = ss.linear_cka_null.shape[0]
 
         def null_entry(null, observed):
@@ -217,13 +250,13 @@ class HRSAResult:
                 ss.linear_cka_null[:, final], float(ss.linear_cka[final])
             ),
             "knn_overlap_mean": {
-                str(k): null_entry(ss.knn_null[k].mean(1), _layer_mean(ss.knn[k])) for k in s.knn_k
+                str(k): null_entry(ss.knn_null[k].mean(1), _layer_mean(ss.knn[k])) for k in ks
             },
             "knn_overlap_mean_transformer_layers": {
                 str(k): null_entry(
                     _replicate_layer_mean(ss.knn_null[k], first), _layer_mean(ss.knn[k], first)
                 )
-                for k in s.knn_k
+                for k in ks
             },
         }
         return jsonable(
@@ -236,14 +269,22 @@ class HRSAResult:
                 "n_hidden_states": self.n_hidden_states,
                 "dim": self.dim,
                 "headline": headline,
+                "metrics_not_computed": [
+                    name
+                    for names in PAPER_METRICS.values()
+                    for name in names
+                    if name != "cross_model_probe" and not s.computes(name)
+                ],
                 "knn_overlap_layers": {
                     **KNN_LAYER_MEANS,
-                    "layer_0": {str(k): float(ss.knn[k][0]) for k in s.knn_k},
+                    "layer_0": {str(k): float(ss.knn[k][0]) for k in ks},
                     "layer_0_ties": KNN_LAYER_0_NOTE,
                     "table4": KNN_TABLE4_NOTE,
-                },
+                }
+                if ks
+                else {},
                 "extra_metrics": self._extra_summary(final, first),
-                "null": null,
+                "null": _selected(null, s),
                 "bootstrap_bias": bias,
                 "dropped_features": {
                     "base": lw.dropped_base[final],

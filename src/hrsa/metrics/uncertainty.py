@@ -520,6 +520,7 @@ def permutation_nulls(
     neighbours_y: dict[int, torch.Tensor] | None = None,
     *,
     undefined: Callable | None = None,
+    cka: bool = True,
 ) -> PermutationNulls:
     """Null distributions of one hidden state with the rows of the second model shuffled.
 
@@ -529,7 +530,8 @@ def permutation_nulls(
     neighbours are the rows inv[j] for j in the neighbours of p[t]. Linear CKA: the self terms
     are computed once and only the cross product is redone (:func:`permuted_cka`).
     ``undefined(fn, *args)`` calls ``fn`` and returns None where the statistic is undefined
-    (NaN in the null); without it a :class:`~hrsa.errors.DataError` propagates.
+    (NaN in the null); without it a :class:`~hrsa.errors.DataError` propagates. ``cka=False``
+    leaves the CKA null NaN (linear CKA not selected, ``hrsa.metrics``).
     """
     nan = float("nan")
     n_perm = len(permutations)
@@ -540,13 +542,13 @@ def permutation_nulls(
             knn[k] = np.full(n_perm, nan)
             for q in range(n_perm):
                 knn[k][q] = float(jaccard_rows(nx, inverses[q][ny[permutations[q]]]).mean())
-    cka = np.full(n_perm, nan)
-    if n_perm:
+    cka_null = np.full(n_perm, nan)
+    if n_perm and cka:
         n = xc.shape[0]
         sx = _self_terms_from_gram(_weighted_sum_products(xc, xc, None), n)
         sy = _self_terms_from_gram(_weighted_sum_products(yc, yc, None), n)
         call = undefined if undefined is not None else (lambda fn, *args: fn(*args))
         for q in range(n_perm):
             v = call(permuted_cka, xc, yc, permutations[q], sx, sy)
-            cka[q] = nan if v is None else v
-    return PermutationNulls(knn, cka)
+            cka_null[q] = nan if v is None else v
+    return PermutationNulls(knn, cka_null)
