@@ -35,6 +35,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from . import tiny_rl
 from .config import schema_default
 from .data import synthetic
 from .errors import config_error
@@ -148,11 +149,19 @@ RECIPES = {
     ),
     "sft": (lambda seed: synthetic.dialogue_text(2000, seed + 2), 300, 3e-3),
 }
+#: the recipes trained on the base's verifiable task (:mod:`hrsa.tiny_rl`): default steps, lr
+TASK_RECIPES = {"rlvr": (200, 5e-4), "task_sft": (200, 5e-4)}
 
 
 #: a build's defaults: the config schema's ``models.<key>.build.*`` (the schema owns every default)
 BUILD_SEED = schema_default("models.<key>.build.seed")
 BUILD_ARCH = schema_default("models.<key>.build.arch")
+TASK_NOISE = tiny_rl.TASK_NOISE
+HELDOUT = tiny_rl.HELDOUT
+GROUP_SIZE = tiny_rl.GROUP_SIZE
+BETA = tiny_rl.BETA
+PROMPTS_PER_STEP = tiny_rl.PROMPTS_PER_STEP
+FORMAT_REWARD = tiny_rl.FORMAT_REWARD
 
 
 def build_tiny(
@@ -168,12 +177,25 @@ def build_tiny(
     layers: int = 4,
     vocab_size: int = 512,
     prompts: str | os.PathLike | None = None,
+    task: str | None = None,
+    task_noise: float = TASK_NOISE,
+    heldout: int = HELDOUT,
+    group_size: int = GROUP_SIZE,
+    beta: float = BETA,
+    prompts_per_step: int = PROMPTS_PER_STEP,
+    format_reward: bool = FORMAT_REWARD,
 ) -> dict:
     """Build one tiny model by ``recipe`` into ``out`` (atomically). Returns its build record.
 
     ``base`` starts from random weights and a new tokenizer; ``reason`` and ``sft`` start from
     ``init`` (the base model's directory) and keep its tokenizer, so the pair tokenizes identically.
     ``chat`` (:mod:`hrsa.cot.tiny_chat`) trains on transcripts of the CoT ``prompts`` file.
+
+    ``task`` (base only): also pre-train on that verifiable task (:mod:`hrsa.tiny_rl`), with
+    ``task_noise`` of its answers wrong and ``heldout`` problems held out. ``rlvr`` (GRPO:
+    ``group_size``, ``beta``, ``format_reward``) and ``task_sft`` train such a base on its task,
+    ``prompts_per_step`` prompts a step; their records hold the held-out accuracy before and
+    after, the reward (loss) curve and the per-layer relative weight change.
     """
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -188,17 +210,45 @@ def build_tiny(
         return build_chat(out, prompts=prompts, seed=seed, vocab_size=vocab_size, **kw)
     if recipe == "embedding":
         return build_static_embedder(out, seed=seed, dim=hidden_size, vocab_size=vocab_size)
+    if recipe in TASK_RECIPES:
+        return _build_task_partner(
+            out,
+            recipe=recipe,
+            init=init,
+            seed=seed,
+            arch=arch,
+            steps=TASK_RECIPES[recipe][0] if steps is None else steps,
+            lr=TASK_RECIPES[recipe][1] if lr is None else lr,
+            group_size=group_size,
+            beta=beta,
+            prompts_per_step=prompts_per_step,
+            format_reward=format_reward,
+        )
     if recipe not in RECIPES:
+        known = sorted([*RECIPES, *TASK_RECIPES, "embedding", "chat"])
         raise config_error(
-            "models.<key>.build.recipe",
-            f"unknown tiny recipe {recipe!r}; expected one of {sorted(RECIPES) + ['embedding']}",
+            "models.<key>.build.recipe", f"unknown tiny recipe {recipe!r}; expected one of {known}"
+        )
+    if task is not None and recipe != "base":
+        raise config_error(
+            "models.<key>.build.task", f"only the base recipe pre-trains on a task, not {recipe!r}"
         )
     make_texts, default_steps, default_lr = RECIPES[recipe]
     steps = default_steps if steps is None else steps
     lr = default_lr if lr is None else lr
     texts = make_texts(seed)
+    task_info = None
     if recipe == "base":
-        tokenizer = build_tokenizer(synthetic.tokenizer_corpus(seed), vocab_size)
+        corpus = synthetic.tokenizer_corpus(seed)
+        if task is not None:
+            tiny_rl.check_task(task)
+            train, _ = tiny_rl.split(seed, heldout)
+            texts = texts + tiny_rl.pretraining_docs(train, seed, task_noise)
+            corpus = corpus + tiny_rl.tokenizer_lines(seed)
+        tokenizer = build_tokenizer(corpus, vocab_size)
+        if task is not None:
+            tiny_rl.check_tokenizer(tokenizer)
+            task_info = {"name": task, "split_seed": seed, "heldout": heldout, "noise": task_noise}
         model = build_model(arch, len(tokenizer), seed, hidden_size=hidden_size, layers=layers)
     else:
         if init is None or not (Path(init) / "config.json").is_file():
@@ -220,6 +270,35 @@ def build_tiny(
         "lr": lr,
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
+    }
+    if task_info is not None:
+        _, held = tiny_rl.split(seed, heldout)
+        record["task"] = task_info
+        record["heldout_accuracy"] = tiny_rl.heldout_accuracy(model, tokenizer, held)
+
+    def save(tmp: Path) -> None:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+
+    return _save_built(out, save, record)
+
+
+def _build_task_partner(out, *, recipe: str, init, seed: int, arch: str, **settings) -> dict:
+    """The ``rlvr`` / ``task_sft`` recipes (:func:`hrsa.tiny_rl.build_task_partner`)."""
+    if init is None or not (Path(init) / "config.json").is_file():
+        raise config_error(
+            "models.<key>.build.init",
+            f"recipe {recipe!r} needs `init`: the base model directory ({init!r})",
+        )
+    model, tokenizer, trained = tiny_rl.build_task_partner(recipe, init, seed=seed, **settings)
+    record = {
+        "recipe": recipe,
+        "seed": seed,
+        "arch": arch,
+        "init": str(init),
+        "steps": settings["steps"],
+        "lr": settings["lr"],
+        **trained,
     }
 
     def save(tmp: Path) -> None:
