@@ -35,6 +35,7 @@ def _build_tiny(args) -> None:
         seed=args.seed,
         arch=args.arch,
         steps=args.steps,
+        task=args.task,
     )
     print(json.dumps(rec, indent=1))
 
@@ -128,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_validate)
     p = sub.add_parser("build-tiny", help="build a tiny offline model")
     p.add_argument("out")
-    p.add_argument("--recipe", required=True, choices=["base", "reason", "sft"])
+    p.add_argument("--recipe", required=True, choices=["base", "rlvr", "task_sft", "reason", "sft"])
+    p.add_argument("--task", choices=["max3"], help="base: also pre-train on this task")
     p.add_argument("--init")
     p.add_argument("--seed", type=int, default=schema_default("models.<key>.build.seed"))
     p.add_argument(

@@ -192,13 +192,19 @@ def _check_references(config: dict) -> None:
     models = config["models"]
     for name, spec in models.items():
         init = spec.get("build", {}).get("init")
-        if spec.get("build", {}).get("recipe") in ("reason", "sft") and init is None:
+        recipe = spec.get("build", {}).get("recipe")
+        if recipe in ("reason", "sft", "rlvr", "task_sft") and init is None:
             raise ConfigError(
                 f"config key models.{name}.build.init: recipe needs the base model key"
             )
         if init is not None and init not in models:
             raise ConfigError(
                 f"config key models.{name}.build.init: {init!r} is not a key of models"
+            )
+        if recipe in ("rlvr", "task_sft") and not models[init].get("build", {}).get("task"):
+            raise ConfigError(
+                f"config key models.{name}.build.init: recipe {recipe} trains on its base's "
+                f"task, but models.{init}.build has no `task` (e.g. task: max3)"
             )
     for name, pair in config["pairs"].items():
         for role in ("base", "reasoning"):
