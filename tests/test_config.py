@@ -61,8 +61,8 @@ def test_paper_config_holds_every_pair_of_tables_1_9_10():
         ),
         (lambda c: c["activations"].update(batchsize=3), "activations.batchsize: unknown key"),
         (
-            lambda c: c["pairs"]["tiny-small-update"].update(base="nope"),
-            "pairs.tiny-small-update.base",
+            lambda c: c["pairs"]["tiny-rlvr-grpo"].update(base="nope"),
+            "pairs.tiny-rlvr-grpo.base",
         ),
         (lambda c: c["hrsa"].update(datasets=["cot", "imdb"]), "hrsa.datasets"),
         (lambda c: c["activations"].update(batch_size=0), "activations.batch_size"),

@@ -564,6 +564,6 @@ def test_workflow_evaluates_with_a_local_authors_file_to_table1(tmp_path, author
         "HRSATopicSTS": "authors_default",
     }
     gathered = collect.read_instructions(res / "instructions.csv")
-    assert set(gathered["n_runs"]) == {"3"}  # tiny-base, tiny-reason, tiny-sft: the same
+    assert set(gathered["n_runs"]) == {"3"}  # tiny-base, tiny-rlvr, tiny-sft: the same
     assert AUTHORS["HRSAArithmeticRetrieval"] in set(gathered["instruction"])
     assert "the authors' per-task instructions for 2 tasks" in (res / "table1.md").read_text()

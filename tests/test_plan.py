@@ -51,20 +51,20 @@ def test_default_plan_counts_every_job_kind(default):
     assert len(default.pair_check_targets()) == 18
     assert default.training_targets() == [
         "results/embeddings/tiny-base/seed0",
-        "results/embeddings/tiny-reason/seed0",
+        "results/embeddings/tiny-rlvr/seed0",
         "results/embeddings/tiny-sft/seed0",
-        "results/embeddings/tiny-reason/lora-seed0",  # training.lora (Table 6)
+        "results/embeddings/tiny-rlvr/lora-seed0",  # training.lora (Table 6)
     ]
     hrsa = default.hrsa_targets()
     assert len([t for t in hrsa if t.endswith("/metrics.csv")]) == 18
     assert sorted(t for t in hrsa if t.endswith("probe.csv")) == [
         f"results/hrsa/{p}/{s}/ag_news/probe.csv"
-        for p in ("tiny-sft-control", "tiny-small-update")
+        for p in ("tiny-rlvr-grpo", "tiny-sft-control")
         for s in ("backbone", "emb")
     ]
     assert default.evaluation_targets() == ["results/mteb/table1.csv", "results/mteb/table1.md"]
     assert len(default.eval_runs()) == 4
-    assert ("tiny-reason", "lora", 0, "HRSA-Local") in default.eval_runs()
+    assert ("tiny-rlvr", "lora", 0, "HRSA-Local") in default.eval_runs()
     assert default.dynamics_steps() == [0, 10, 20, 30]
     assert default.prefetch_inputs()[:3] == [
         f"results/data/probe/{d}.jsonl" for d in ("cot", "mmlu_pro", "ag_news")
@@ -185,21 +185,21 @@ def test_stage_inputs_and_paths(default):
 
 def test_published_embedding_model_replaces_training_and_has_no_snapshots():
     cfg = load("config.yaml")
-    cfg["models"]["tiny-reason"]["embedding_source"] = {"source": "org/reason-embedding"}
+    cfg["models"]["tiny-rlvr"]["embedding_source"] = {"source": "org/reason-embedding"}
     cfg["training"]["lora"]["models"] = []  # LoRA needs the model trained (tested below)
     plan = plan_of(cfg)
-    assert "tiny-reason" not in plan.trained_models()
-    assert plan.pair_stages("tiny-small-update", dynamics=True) == ["backbone", "emb"]
+    assert "tiny-rlvr" not in plan.trained_models()
+    assert plan.pair_stages("tiny-rlvr-grpo", dynamics=True) == ["backbone", "emb"]
     assert plan.pair_stages("tiny-sft-control", dynamics=True)[-1] == "step30"
-    assert plan.emb_model_input("tiny-reason") == "results/prefetch/embeddings/tiny-reason.json"
-    assert plan.emb_model_source("tiny-reason") == "org/reason-embedding"
-    assert "results/prefetch/embeddings/tiny-reason.json" in plan.prefetch_inputs()
+    assert plan.emb_model_input("tiny-rlvr") == "results/prefetch/embeddings/tiny-rlvr.json"
+    assert plan.emb_model_source("tiny-rlvr") == "org/reason-embedding"
+    assert "results/prefetch/embeddings/tiny-rlvr.json" in plan.prefetch_inputs()
     # evaluated once (first seed), like a backbone
-    assert [r for r in plan.eval_runs() if r[0] == "tiny-reason"] == [
-        ("tiny-reason", "emb", 0, "HRSA-Local")
+    assert [r for r in plan.eval_runs() if r[0] == "tiny-rlvr"] == [
+        ("tiny-rlvr", "emb", 0, "HRSA-Local")
     ]
-    with pytest.raises(ConfigError, match="models.tiny-reason.embedding_source"):
-        plan.stage_model_input("tiny-reason", "step10")
+    with pytest.raises(ConfigError, match="models.tiny-rlvr.embedding_source"):
+        plan.stage_model_input("tiny-rlvr", "step10")
 
 
 def test_training_disabled_leaves_only_the_backbones():
@@ -317,7 +317,7 @@ def test_wildcard_constraints_match_exactly_the_configured_names(default):
 
 
 def test_report_plan_follows_the_config(default):
-    assert default.figure3_pairs() == ["tiny-sft-control", "tiny-small-update"]
+    assert default.figure3_pairs() == ["tiny-sft-control", "tiny-rlvr-grpo"]
     assert default.main_dataset() == "cot" and default.probe_dataset() == "ag_news"
     assert default.include_table1()
     tables = {Path(t).stem for t in default.report_tables()}
@@ -438,7 +438,7 @@ def test_lora_targets_train_evaluate_and_make_table6(default):
     pytest.importorskip("torch")
     from hrsa.train.config import TrainConfig
 
-    assert default.lora_models() == ["tiny-reason"]
+    assert default.lora_models() == ["tiny-rlvr"]
     lora = default.trainer_settings(0, lora=True)
     full = default.trainer_settings(0)
     assert lora["adapter"] == {
@@ -455,10 +455,10 @@ def test_lora_targets_train_evaluate_and_make_table6(default):
     }
     assert TrainConfig.from_mapping(lora).adapter["rank"] == 8
     assert (
-        default.eval_model_input("tiny-reason", "lora", 0)
-        == "results/embeddings/tiny-reason/lora-seed0"
+        default.eval_model_input("tiny-rlvr", "lora", 0)
+        == "results/embeddings/tiny-rlvr/lora-seed0"
     )
-    assert default.table6_settings()["models"] == ["tiny-reason"]
+    assert default.table6_settings()["models"] == ["tiny-rlvr"]
     assert "Table 6" not in default.report_skipped()
 
 
@@ -478,5 +478,5 @@ def test_lora_needs_a_trained_model_and_evaluation_for_table6():
     cfg["evaluation"]["enabled"] = False
     cfg["report"] = {**cfg.get("report", {}), "include_table1": False}
     plan = plan_of(cfg)
-    assert "results/embeddings/tiny-reason/lora-seed0" in plan.training_targets()
+    assert "results/embeddings/tiny-rlvr/lora-seed0" in plan.training_targets()
     assert "Table 6" in plan.report_skipped()

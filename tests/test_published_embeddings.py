@@ -180,8 +180,8 @@ def test_paper_config_with_published_models_dry_runs_offline(tmp_path):
 
 @pytest.mark.slow
 def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp_path):
-    """tiny-base and tiny-reason get published embedding models (local directories): pair
-    tiny-small-update has two, tiny-sft-control one (tiny-sft is still trained)."""
+    """tiny-base and tiny-rlvr get published embedding models (local directories): pair
+    tiny-rlvr-grpo has two, tiny-sft-control one (tiny-sft is still trained)."""
     published = tmp_path / "published"
     from hrsa.tiny import build_tiny
 
@@ -201,7 +201,7 @@ def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp
     cfg = small_config(work)
     data = yaml.safe_load(cfg.read_text())
     data["models"]["tiny-base"]["embedding_source"] = {"source": str(recipe)}
-    data["models"]["tiny-reason"]["embedding_source"] = {"source": str(own), "revision": None}
+    data["models"]["tiny-rlvr"]["embedding_source"] = {"source": str(own), "revision": None}
     data["training"].update(max_steps=6, save_every=3)
     data["training"]["lora"]["models"] = []  # LoRA needs the model trained
     data["hrsa"]["datasets"] = ["cot", "ag_news"]
@@ -215,27 +215,27 @@ def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp
         "results/report/table1.md",
         *[
             f"results/hrsa/{p}/emb/cot/summary.json"
-            for p in ("tiny-small-update", "tiny-sft-control")
+            for p in ("tiny-rlvr-grpo", "tiny-sft-control")
         ],
-        "results/hrsa/tiny-small-update/emb/ag_news/probe.csv",
+        "results/hrsa/tiny-rlvr-grpo/emb/ag_news/probe.csv",
     ]
     run(work, *targets, "--cores", "2", "--configfile", str(cfg))
     res = work / "results"
     assert not (res / "embeddings" / "tiny-base").exists()
-    assert not (res / "embeddings" / "tiny-reason").exists()
+    assert not (res / "embeddings" / "tiny-rlvr").exists()
     assert (res / "embeddings" / "tiny-sft" / "seed0" / "config.json").is_file()
-    manifest = json.loads((res / "activations/tiny-reason/emb/cot/manifest.json").read_text())
+    manifest = json.loads((res / "activations/tiny-rlvr/emb/cot/manifest.json").read_text())
     assert manifest["source"] == str(own / "0_Transformer") and manifest["stage"] == "emb"
-    summary = json.loads((res / "hrsa/tiny-small-update/emb/cot/summary.json").read_text())
+    summary = json.loads((res / "hrsa/tiny-rlvr-grpo/emb/cot/summary.json").read_text())
     assert 0 <= summary["headline"]["h_inv_final"]["value"] <= 1
     assert (res / "hrsa/tiny-sft-control/emb/cot/summary.json").is_file()
-    for model in ("tiny-base", "tiny-reason", "tiny-sft"):
+    for model in ("tiny-base", "tiny-rlvr", "tiny-sft"):
         scores = pd.read_csv(res / "mteb" / model / "emb" / "seed0" / "HRSA-Local.csv")
         assert (scores["status"] == "ok").all()
-    log = (work / "logs/evaluate_mteb/tiny-reason/emb/seed0/HRSA-Local.log").read_text()
+    log = (work / "logs/evaluate_mteb/tiny-rlvr/emb/seed0/HRSA-Local.log").read_text()
     assert "lasttoken" in log and "own prompt" in log and "differs from the training" in log
     table = pd.read_csv(res / "mteb" / "table1.csv").set_index("pair")
-    assert table.loc["tiny-small-update", "base_embedding"] == "published"
+    assert table.loc["tiny-rlvr-grpo", "base_embedding"] == "published"
     assert table.loc["tiny-sft-control", "reasoning_embedding"] == "trained"
     assert table["delta_mean"].notna().all()
     assert "published checkpoint" in (res / "mteb" / "table1.md").read_text()

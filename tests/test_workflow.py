@@ -57,7 +57,7 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     cfg.write_text(yaml.safe_dump(config))
     run(tmp_path, "--cores", "2", "--configfile", str(cfg))
     res = tmp_path / "results"
-    pairs = ("tiny-small-update", "tiny-sft-control")
+    pairs = ("tiny-rlvr-grpo", "tiny-sft-control")
     datasets = ("cot", "mmlu_pro", "ag_news")
     # activation stores: 3 models x 3 datasets x (backbone, emb) + snapshots on cot; a backbone
     # shared by two pairs is extracted once
@@ -76,7 +76,7 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     check = json.loads((res / "checks/tiny-sft-control/backbone/cot.json").read_text())
     assert check["aligned"] and check["same_tokenizer"]
     # embedding models with snapshots, loadable as the contract says
-    for model in ("tiny-base", "tiny-reason", "tiny-sft"):
+    for model in ("tiny-base", "tiny-rlvr", "tiny-sft"):
         emb = res / "embeddings" / model / "seed0"
         assert json.loads((emb / "config.json").read_text())["is_causal"] is False
         assert sorted(p.name for p in (emb / "checkpoints").iterdir()) == [
@@ -112,7 +112,7 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
         for step in (10, 20, 30):
             assert (res / "hrsa" / pair / f"step{step}" / "cot" / "summary.json").is_file()
     # MTEB result files, tidy CSVs and Table 1
-    for model in ("tiny-base", "tiny-reason", "tiny-sft"):
+    for model in ("tiny-base", "tiny-rlvr", "tiny-sft"):
         scores = pd.read_csv(res / "mteb" / model / "emb" / "seed0" / "HRSA-Local.csv")
         assert (scores["status"] == "ok").all() and set(scores["task_type"]) >= {
             "Retrieval",
@@ -123,19 +123,19 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
         assert list((res / "mteb" / model / "emb" / "seed0" / "HRSA-Local").rglob("*.json"))
     table1 = pd.read_csv(res / "mteb" / "table1.csv")
     assert set(table1["pair"]) == set(pairs) and table1["delta_mean"].notna().all()
-    # the LoRA twin of tiny-reason (training.lora): trained with adapters, saved merged (a plain
+    # the LoRA twin of tiny-rlvr (training.lora): trained with adapters, saved merged (a plain
     # model), evaluated, and Table 6 sets it against the full model
-    lora = res / "embeddings" / "tiny-reason" / "lora-seed0"
+    lora = res / "embeddings" / "tiny-rlvr" / "lora-seed0"
     lora_summary = json.loads((lora / "training_summary.json").read_text())
     assert lora_summary["lora"]["rank"] == 8
     assert lora_summary["trainable_parameters"] < lora_summary["total_parameters"] / 4
     assert json.loads((lora / "config.json").read_text())["is_causal"] is False
     table6 = pd.read_csv(res / "report" / "table6.csv")
-    assert list(table6["model"]) == ["tiny-reason"] and (table6["n_seeds"] == 1).all()
+    assert list(table6["model"]) == ["tiny-rlvr"] and (table6["n_seeds"] == 1).all()
     assert table6[["lora_mean", "full_mean"]].notna().all().all()
     assert table6["full_mean"].iloc[0] == pytest.approx(
         pd.read_csv(res / "mteb" / "summary.csv")
-        .query("model == 'tiny-reason' and stage == 'emb'")["mean_task"]
+        .query("model == 'tiny-rlvr' and stage == 'emb'")["mean_task"]
         .iloc[0]
     )
     # the report lists every table and figure it wrote, and each exists

@@ -324,12 +324,12 @@ if [ "$FAILURE_TESTS" = 1 ]; then
 
   # F4: Snakemake itself killed while its two jobs run; one job then finishes on its own, the
   # other is cancelled. After --unlock the rerun keeps the finished store and redoes the other.
-  DONE=results/activations/tiny-reason/backbone/big
+  DONE=results/activations/tiny-rlvr/backbone/big
   LOST=results/activations/tiny-sft/backbone/big
   smk_bg f4-killed "$DONE" "$LOST" --configfile="$WORK/config-big.yaml"
   job_done=""; job_lost=""; end=$((SECONDS + 240))
   while [ $SECONDS -lt $end ] && { [ -z "$job_done" ] || [ -z "$job_lost" ]; } && kill -0 "$BG_PID" 2>/dev/null; do
-    job_done=$(sed -n 's/.*SLURM jobid \([0-9]*\) (log: .*tiny-reason_backbone_big.*/\1/p' "$WORK/f4-killed.log")
+    job_done=$(sed -n 's/.*SLURM jobid \([0-9]*\) (log: .*tiny-rlvr_backbone_big.*/\1/p' "$WORK/f4-killed.log")
     job_lost=$(sed -n 's/.*SLURM jobid \([0-9]*\) (log: .*tiny-sft_backbone_big.*/\1/p' "$WORK/f4-killed.log")
     sleep 0.5
   done
