@@ -18,6 +18,7 @@ localrules:
     report_figure4,
     report_figure5,
     report_table8_figure,
+    report_task_training,
     report_layer_grid,
     report_probe_grid,
     report_pair,
@@ -295,6 +296,30 @@ rule report_table8_figure:
         probe_dataset=PLAN.probe_dataset(),
     script:
         "../workflow/scripts/report_table8_figure.py"
+
+
+# What RL and SFT did on the tiny models' verifiable task: their build records (hrsa.tiny_rl).
+rule report_task_training:
+    input:
+        records=PLAN.task_figure_inputs(),
+    output:
+        png=report(
+            f"{paths.REPORT}/{paths.TASK_FIGURE}.png",
+            caption="../workflow/report/task_training.rst",
+            category="Figures",
+            labels={"figure": "Tiny pairs' training"},
+        ),
+        pdf=f"{paths.REPORT}/{paths.TASK_FIGURE}.pdf",
+        csv=f"{paths.REPORT}/{paths.TASK_FIGURE}.csv",
+    log:
+        "logs/report/task_training.log",
+    conda:
+        "../envs/hrsa.yaml"
+    params:
+        **PLAN.report_names(),
+        task_models=PLAN.task_trained_models(),
+    script:
+        "../workflow/scripts/report_task_training.py"
 
 
 rule report_figure5:

@@ -76,6 +76,9 @@ DYNAMICS_METRICS = ("linear_cka", "dimension_wise_correlation", "procrustes", "k
 PAIR_FIGURE_METRICS = ("dimension_wise_correlation", "linear_cka", "knn_overlap")
 #: the figure of hrsa.extra_metrics (Table 8 alternatives and plug-ins), under REPORT
 TABLE8_FIGURE = "figure_table8"
+#: what RL and SFT did on the tiny models' verifiable task (rlvr / task_sft build records)
+TASK_FIGURE = "figure_task_training"
+TASK_RECIPES = ("rlvr", "task_sft")
 H_INV_TABLES = {"12": "backbone", "13": "emb"}
 # The report's appendix to Table 1: the instruction of every evaluated task and its source.
 INSTRUCTIONS_APPENDIX = f"{REPORT}/instructions"
@@ -1177,7 +1180,24 @@ class Plan:
         files = [f"{REPORT}/{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
         if self.table8_figure_metrics():  # with the data it draws
             files += [f"{REPORT}/{TABLE8_FIGURE}.{ext}" for ext in ("png", "pdf", "csv")]
+        if self.task_trained_models():
+            files += [f"{REPORT}/{TASK_FIGURE}.{ext}" for ext in ("png", "pdf", "csv")]
         return files
+
+    def task_trained_models(self) -> list[str]:
+        """Reasoning models of the pairs built by a task recipe (``rlvr``, ``task_sft``), in
+        pair order: the task-training figure draws their build records."""
+        found = []
+        for pair in self.pairs:
+            model = self.config["pairs"][pair]["reasoning"]
+            build = self.model_spec(model).get("build", {})
+            if build.get("recipe") in TASK_RECIPES and model not in found:
+                found.append(model)
+        return found
+
+    def task_figure_inputs(self) -> list[str]:
+        """The build records the task-training figure reads."""
+        return [f"{self.model_dir(m)}/hrsa_build.json" for m in self.task_trained_models()]
 
     def report_targets(self) -> list[str]:
         return [f"{REPORT}/README.md", *self.report_tables(), *self.report_figures()]

@@ -780,3 +780,70 @@ def extra_metrics_figure(
         fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 3))
     fig.suptitle(f"{EXTRA_METRICS_TITLE} ({dataset_label(dataset)}, {stage})", fontweight="bold")
     return fig
+
+
+@style.styled
+def task_training_figure(records: Mapping[str, dict], labels: Mapping[str, str]) -> Figure:
+    """What RL and SFT did to the tiny base on its verifiable task (:mod:`hrsa.tiny_rl`), from
+    the build records of the ``rlvr`` / ``task_sft`` models (``records``: model key -> record;
+    ``labels``: model key -> display name): GRPO's mean reward per step (running mean over 10
+    steps), greedy held-out accuracy of the base and of each model, and the relative weight
+    change ``||dW|| / ||W||`` per layer."""
+    fig = style.new_figure(style.TEXT_WIDTH, 2.6)
+    ax_reward, ax_acc, ax_dw = fig.subplots(1, 3)
+    colors = {key: f"C{i}" for i, key in enumerate(records)}
+    drawn = False
+    for key, rec in records.items():
+        curve = np.asarray(rec.get("reward_curve") or [], dtype=float)
+        if curve.size == 0:
+            continue
+        window = min(10, curve.size)
+        smooth = np.convolve(curve, np.ones(window) / window, mode="valid")
+        ax_reward.plot(
+            np.arange(window, curve.size + 1), smooth, color=colors[key], label=labels[key]
+        )
+        drawn = True
+    if drawn:
+        ax_reward.set(xlabel="GRPO step", ylabel="mean reward (exact match)", ylim=(0, 1.02))
+        ax_reward.set_title("RLVR training reward")
+    else:
+        _no_data(ax_reward, "no RLVR model")
+    names = ["base", *[labels[k] for k in records]]
+    before = [rec.get("heldout_accuracy_before") for rec in records.values()]
+    values = [
+        before[0] if before else np.nan,
+        *[r.get("heldout_accuracy") for r in records.values()],
+    ]
+    bars = ax_acc.bar(
+        range(len(names)), values, color=["0.6", *[colors[k] for k in records]], width=0.6
+    )
+    for bar, value in zip(bars, values, strict=True):
+        ax_acc.text(bar.get_x() + bar.get_width() / 2, value + 0.02, f"{value:.2f}", ha="center")
+    ax_acc.set_xticks(range(len(names)), [style.wrap_label(n, 10) for n in names])
+    n_held = next(iter(records.values()), {}).get("heldout_n", "")
+    ax_acc.set(ylabel="greedy accuracy", ylim=(0, 1.1))
+    ax_acc.set_title(f"held-out accuracy (n={n_held})")
+    for key, rec in records.items():
+        change = rec.get("weight_change") or {}
+        ax_dw.plot(list(change), list(change.values()), "o-", color=colors[key], label=labels[key])
+    ax_dw.set(ylabel="||ΔW|| / ||W||")
+    ax_dw.set_title("relative weight change")
+    ax_dw.tick_params(axis="x", labelrotation=45)
+    ax_dw.legend(frameon=False)
+    return fig
+
+
+def task_training_table(records: Mapping[str, dict], labels: Mapping[str, str]) -> pd.DataFrame:
+    """The numbers of :func:`task_training_figure`, one row per model: algorithm, steps, lr,
+    held-out accuracy before (the base) and after, first and last 10% mean reward (RLVR) and
+    ``dW_<layer>`` = ||dW|| / ||W|| per layer."""
+    rows = []
+    for key, rec in records.items():
+        row = {"model": key, "label": labels[key]}
+        for name in ("algorithm", "steps", "lr", "group_size", "beta", "heldout_n"):
+            row[name] = rec.get(name)
+        for name in ("heldout_accuracy_before", "heldout_accuracy", "reward_first", "reward_last"):
+            row[name] = rec.get(name)
+        row.update({f"dW_{k}": v for k, v in (rec.get("weight_change") or {}).items()})
+        rows.append(row)
+    return pd.DataFrame(rows)

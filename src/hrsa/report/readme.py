@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrsa.plan import COT_CARD, TABLE8_FIGURE
+from hrsa.plan import COT_CARD, TABLE8_FIGURE, TASK_FIGURE
 from hrsa.report.collect import PairInfo, pair_info
 from hrsa.report.output import write_text
 
@@ -105,6 +105,16 @@ def describe(stem: str, pairs: Mapping[str, PairInfo]) -> Entry | None:
             "Table 8 alternatives",
             "The extra metrics of hrsa.extra_metrics (the paper's Table 8 alternatives and any "
             "plug-in) per hidden state on the shared subsample, one line per pair.",
+        )
+    if stem == TASK_FIGURE:
+        return Entry(
+            stem,
+            "figure",
+            (101, stem),
+            "the tiny pairs' training (not in the paper)",
+            "What RL and SFT did to the tiny base on its verifiable task: the RLVR model's GRPO "
+            "reward per step, the greedy held-out accuracy of the base and of each partner, and "
+            "the relative weight change ||dW||/||W|| per layer (CSV: the numbers).",
         )
     if match := re.fullmatch(r"figure5/(.+)", stem):
         pair = pair_info(pairs, match.group(1))
