@@ -169,3 +169,30 @@ def test_default_pairs_are_base_vs_grpo_and_base_vs_task_sft():
     assert cfg["models"][pairs["SFT"]["reasoning"]]["build"]["recipe"] == "task_sft"
     assert pairs["RLVR"]["base"] == pairs["SFT"]["base"]
     assert all(m["build"]["recipe"] not in ("reason", "sft") for m in cfg["models"].values())
+
+
+def test_task_training_figure_and_table_from_the_build_records(task_models, tmp_path):
+    from hrsa.report import figures, style
+
+    _, _, rlvr, sft = task_models
+    records, labels = {"r": rlvr, "s": sft}, {"r": "Tiny-RLVR", "s": "Tiny-SFT"}
+    table = figures.task_training_table(records, labels).set_index("model")
+    assert table.loc["r", "algorithm"] == "GRPO" and table.loc["s", "algorithm"] == "SFT"
+    assert table.loc["r", "heldout_accuracy"] == rlvr["heldout_accuracy"]
+    assert table.loc["s", "dW_embed"] == sft["weight_change"]["embed"]
+    style.save_figure(
+        figures.task_training_figure(records, labels), tmp_path / "f.png", tmp_path / "f.pdf"
+    )
+    assert (tmp_path / "f.png").stat().st_size > 10_000
+
+
+def test_the_default_plan_draws_the_task_training_figure_from_the_partners_records():
+    from hrsa.plan import Plan
+
+    plan = Plan(validate_config(_config()), exists=lambda p: False)
+    assert plan.task_trained_models() == ["tiny-rlvr", "tiny-sft"]
+    assert plan.task_figure_inputs() == [
+        "results/models/tiny-rlvr",
+        "results/models/tiny-sft",
+    ]
+    assert "results/report/figure_task_training.png" in plan.report_targets()

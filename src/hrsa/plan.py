@@ -1196,8 +1196,9 @@ class Plan:
         return found
 
     def task_figure_inputs(self) -> list[str]:
-        """The build records the task-training figure reads."""
-        return [f"{self.model_dir(m)}/hrsa_build.json" for m in self.task_trained_models()]
+        """The model directories whose build records (``hrsa_build.json``) the task-training
+        figure reads (the directory is the rule's output, so it is the input too)."""
+        return [self.model_dir(m) for m in self.task_trained_models()]
 
     def report_targets(self) -> list[str]:
         return [f"{REPORT}/README.md", *self.report_tables(), *self.report_figures()]
