@@ -75,6 +75,13 @@ def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     assert not list(res.glob("activations/*/*/.*tmp*"))
     check = json.loads((res / "checks/tiny-sft-control/backbone/cot.json").read_text())
     assert check["aligned"] and check["same_tokenizer"]
+    # the RLVR (GRPO) and SFT partners' build records, drawn in the task-training figure
+    for model, algorithm in (("tiny-rlvr", "GRPO"), ("tiny-sft", "SFT")):
+        record = json.loads((res / "models" / model / "hrsa_build.json").read_text())
+        assert record["algorithm"] == algorithm and record["heldout_n"] == 300
+        assert 0 <= record["heldout_accuracy"] <= 1
+        assert list(record["weight_change"])[:2] == ["embed", "layer0"]
+    assert (res / "report" / "figure_task_training.png").is_file()
     # embedding models with snapshots, loadable as the contract says
     for model in ("tiny-base", "tiny-rlvr", "tiny-sft"):
         emb = res / "embeddings" / model / "seed0"
