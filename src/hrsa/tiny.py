@@ -3,11 +3,15 @@
 Recipes (all deterministic from a seed, a minute or less on 2 CPU cores):
 
 * ``base``   - a randomly initialised Qwen2/Qwen3-style decoder, briefly trained as a language model
-  on generated general text, with a byte-level BPE tokenizer trained locally;
-* ``reason`` - the base after a *short, low-learning-rate* fine-tune on step-by-step arithmetic
-  traces (a small update: the stand-in for an RLVR-tuned partner);
+  on generated general text, with a byte-level BPE tokenizer trained locally
+  (with ``task``: mixed 1:1 with a verifiable task, :mod:`hrsa.tiny_rl`);
+* ``rlvr``     - the base trained with GRPO (trl) on its task, reward = exact match of the answer
+  (:mod:`hrsa.tiny_rl`): the default config's RLVR partner;
+* ``task_sft`` - the base fine-tuned on the same task's gold answers: the SFT partner;
+* ``reason`` - the older stand-in: the base after a *short, low-learning-rate* fine-tune on
+  step-by-step arithmetic traces (a small update; the paper-size rehearsal still uses it);
 * ``sft``    - the base after a *long, high-learning-rate* fine-tune on different (dialogue) text
-  (a large update: the SFT control).
+  (a large update).
 
 * ``chat`` - a tiny chat model with a thinking section in its chat template, trained on
   transcripts of the CoT prompts: the stand-in generator and judge of ``cot_generation``

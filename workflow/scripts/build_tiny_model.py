@@ -1,4 +1,4 @@
-"""Build one tiny offline model by its recipe (base, reason or sft)."""
+"""Build one tiny offline model by its recipe (hrsa.tiny.build_tiny: base, rlvr, task_sft, ...)."""
 
 from hrsa.logs import job_setup
 
