@@ -196,3 +196,16 @@ def test_the_default_plan_draws_the_task_training_figure_from_the_partners_recor
         "results/models/tiny-sft",
     ]
     assert "results/report/figure_task_training.png" in plan.report_targets()
+
+
+def test_grpo_with_a_kl_penalty_and_the_format_reward(task_models, tmp_path):
+    """beta > 0: trl reloads the reference model from the base directory; the format reward
+    is added to the exact-match one, and the recorded curve stays the verifier's reward."""
+    root = task_models[0]
+    record = build_tiny(
+        tmp_path / "r", recipe="rlvr", init=root / "base", steps=3, beta=0.04, format_reward=True
+    )
+    assert record["beta"] == 0.04 and record["format_reward"] is True
+    assert len(record["reward_curve"]) == 3 and all(0 <= r <= 1 for r in record["reward_curve"])
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert str(root) not in json.dumps(config)  # trl's reload path is not saved
