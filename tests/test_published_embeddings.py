@@ -213,10 +213,7 @@ def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp
     targets = [
         "results/mteb/table1.csv",
         "results/report/table1.md",
-        *[
-            f"results/hrsa/{p}/emb/cot/summary.json"
-            for p in ("tiny-rlvr-grpo", "tiny-sft-control")
-        ],
+        *[f"results/hrsa/{p}/emb/cot/summary.json" for p in ("tiny-rlvr-grpo", "tiny-sft-control")],
         "results/hrsa/tiny-rlvr-grpo/emb/ag_news/probe.csv",
     ]
     run(work, *targets, "--cores", "2", "--configfile", str(cfg))
