@@ -185,7 +185,8 @@ def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp
     published = tmp_path / "published"
     from hrsa.tiny import build_tiny
 
-    build_tiny(published / "bb-base", recipe="base", seed=0, steps=3)
+    # the tokenizer of the config's tiny-base (seed 0, pre-trained with the task max3)
+    build_tiny(published / "bb-base", recipe="base", seed=0, steps=3, task="max3")
     build_tiny(published / "bb-reason", recipe="reason", init=published / "bb-base", steps=3)
     recipe = write_published(published / "bb-base", published / "base-emb")
     own = write_published(

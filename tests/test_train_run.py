@@ -93,7 +93,7 @@ def test_default_config_lowers_the_loss(tmp_path):
     from hrsa.tiny import build_tiny
 
     base = tmp_path / "tiny-base"
-    build_tiny(base, recipe="base", seed=0)  # the default config's tiny base model
+    build_tiny(base, recipe="base", seed=0)  # like the default config's, without its task mix
     data = tmp_path / "train.jsonl"
     write_examples(synthetic_examples(64, seed=0), data)  # the default 4 sources x 64
     out = tmp_path / "emb" / "seed0"
