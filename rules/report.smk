@@ -67,6 +67,7 @@ rule report_table2:
             labels={"table": "Table 2"},
         ),
         md=f"{paths.REPORT}/table2.md",
+        contrast=f"{paths.REPORT}/{paths.RLVR_VS_SFT}.csv",
     log:
         "logs/report/table2.log",
     conda:

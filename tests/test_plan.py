@@ -321,7 +321,10 @@ def test_report_plan_follows_the_config(default):
     assert default.main_dataset() == "cot" and default.probe_dataset() == "ag_news"
     assert default.include_table1()
     tables = {Path(t).stem for t in default.report_tables()}
-    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 6, 7, 12, 13)} | {"instructions"}
+    assert tables == {f"table{n}" for n in (1, 2, 3, 4, 6, 7, 12, 13)} | {
+        "instructions",
+        "table2_rlvr_vs_sft",
+    }
     assert default.dynamics_results("tiny-sft-control") == [
         f"results/hrsa/tiny-sft-control/{s}/cot/summary.json"
         for s in ("backbone", "step10", "step20", "step30")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from hrsa.config import validate_config
@@ -119,6 +120,8 @@ def expected(tables, figures, pairs, dynamics) -> list[str]:
     files = [f"table{n}.{ext}" for n in tables for ext in ("csv", "md")]
     if 1 in tables:  # Table 1's appendix: every evaluated task's instruction
         files += ["instructions.csv", "instructions.md"]
+    if 2 in tables:  # with Table 2: the RLVR family against the SFT family
+        files.append("table2_rlvr_vs_sft.csv")
     stems = [f"figure{n}" for n in figures] + [f"pairs/{p}" for p in pairs]
     stems += [f"figure5/{p}" for p in dynamics]
     files += [f"{stem}.{ext}" for stem in stems for ext in ("png", "pdf")]
@@ -364,6 +367,12 @@ def test_full_report_run_and_html(tmp_path):
     for name in listed:
         if not name.endswith("README.md"):
             assert f"]({name.removeprefix('results/report/')})" in text
+    # Table 2's companion: the RLVR pair against the SFT pair, in its CSV, Table 2 and the README
+    families = pd.read_csv(report / "table2_rlvr_vs_sft.csv")
+    assert set(families["stage"]) == {"backbone", "emb"}
+    assert set(families["closer"]) <= {"RLVR", "SFT", "tie"}
+    assert (families[["rlvr_pairs", "sft_pairs"]] == 1).all().all()
+    assert "## RLVR vs SFT" in (report / "table2.md").read_text() and "## RLVR vs SFT" in text
 
     html = snakemake(tmp_path, "--report", "report.html", "report_all")
     assert html.returncode == 0, html.stderr[-3000:]

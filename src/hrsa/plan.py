@@ -79,6 +79,8 @@ TABLE8_FIGURE = "figure_table8"
 #: what RL and SFT did on the tiny models' verifiable task (rlvr / task_sft build records)
 TASK_FIGURE = "figure_task_training"
 TASK_RECIPES = ("rlvr", "task_sft")
+#: Table 2's companion: the RLVR family against the SFT family (hrsa.report.contrast), under REPORT
+RLVR_VS_SFT = "table2_rlvr_vs_sft"
 H_INV_TABLES = {"12": "backbone", "13": "emb"}
 # The report's appendix to Table 1: the instruction of every evaluated task and its source.
 INSTRUCTIONS_APPENDIX = f"{REPORT}/instructions"
@@ -1157,6 +1159,7 @@ class Plan:
         stems = [f"{REPORT}/table{n}" for n in sorted(numbers)]
         stems += self.report_appendices()
         files = [f"{stem}.{ext}" for stem in stems for ext in ("csv", "md")]
+        files.append(f"{REPORT}/{RLVR_VS_SFT}.csv")  # written with Table 2
         if self.cot_enabled():  # the generated CoT dataset's card, with Table 11
             files.append(f"{REPORT}/{COT_CARD}.md")
         return files

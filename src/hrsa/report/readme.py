@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hrsa.plan import COT_CARD, TABLE8_FIGURE, TASK_FIGURE
+from hrsa.plan import COT_CARD, RLVR_VS_SFT, TABLE8_FIGURE, TASK_FIGURE
 from hrsa.report.collect import PairInfo, pair_info
 from hrsa.report.output import write_text
 
@@ -61,6 +61,14 @@ APPENDICES = {
 }
 # Cards listed right after their table: stem -> (table number, what it reproduces, description)
 CARDS = {
+    RLVR_VS_SFT: (
+        2,
+        "Table 2 (RLVR vs SFT)",
+        "The paper's central finding tested on this run: per stage, the RLVR family's CKA, H_inv "
+        "and k-NN overlap (and ρ, shown) against the SFT family's, with the bootstrap intervals, "
+        "which family is closer to its base and whether the intervals separate them (the "
+        "sentence is under Table 2's Markdown and in Verdicts below).",
+    ),
     COT_CARD: (
         11,
         "Table 11 (dataset card)",
