@@ -239,6 +239,7 @@ rule report_figure3:
         "../envs/hrsa.yaml"
     params:
         **PLAN.report_names(),
+        metrics_not_computed=PLAN.metrics_left_out(),
         figure_pairs=PLAN.figure3_pairs(),
         stages=PLAN.report_stages(),
         dataset=PLAN.main_dataset(),
@@ -341,6 +342,7 @@ rule report_figure5:
         "../envs/hrsa.yaml"
     params:
         **PLAN.report_names(),
+        metrics_not_computed=PLAN.metrics_left_out(),
         datasets=PLAN.dynamics_datasets(),
         dataset_labels=PLAN.dataset_labels(),
     script:
@@ -419,6 +421,7 @@ rule report_pair:
         "../envs/hrsa.yaml"
     params:
         **PLAN.report_names(),
+        metrics_not_computed=PLAN.metrics_left_out(),
         stages=PLAN.report_stages(),
         datasets=PLAN.hrsa_datasets,
         dataset_labels=PLAN.dataset_labels(),

@@ -215,3 +215,37 @@ def test_wrap_label_and_same_line_count():
     assert all(len(line) <= 22 for line in wrapped.splitlines())
     assert wrapped.replace("\n", "") == "Nemotron-Research-Reasoning-Qwen-1.5B"
     assert style.same_line_count(["a", "b\nc"]) == ["\na", "b\nc"]
+
+
+def texts_of(fig) -> list[str]:
+    return [t.get_text() for t in fig.findobj(Text)]
+
+
+def test_a_metric_left_out_by_hrsa_metrics_says_not_computed_not_no_data(results):
+    """Panels of a metric hrsa.metrics left out say so; missing data elsewhere stays "no data"."""
+    metrics = results["metrics"]
+    without = metrics[~metrics["metric"].isin(["linear_cka", "knn_overlap"])]
+    left_out = ("linear_cka", "knn_overlap")
+    fig = drawn(
+        figures.figure3(without, results["pairs"], ["prorl", "sft"], "cot", not_computed=left_out)
+    )
+    assert len(images(fig)) == 4  # the correlation heatmaps are still drawn
+    assert texts_of(fig).count(figures.NOT_COMPUTED) == 4 and "no data" not in texts_of(fig)
+    # the same frame without saying what was left out: "no data", as before
+    assert (
+        texts_of(drawn(figures.figure3(without, results["pairs"], ["sft"], "cot"))).count("no data")
+        == 2
+    )
+    fig = drawn(
+        figures.pair_overview(
+            without, results["pairs"]["sft"], ["backbone"], ["cot"], not_computed=left_out
+        )
+    )
+    assert texts_of(fig).count(figures.NOT_COMPUTED) == 2  # the CKA heatmap and the k-NN panel
+    headlines = results["headlines"]
+    no_h_inv = headlines[headlines["quantity"] != "h_inv_final"]
+    fig = drawn(
+        figures.figure5(no_h_inv, results["pairs"]["prorl"], ["cot"], not_computed=["procrustes"])
+    )
+    h_inv_panel = [ax for ax in panel_axes(fig) if ax.get_title() == figures.DYNAMICS_PANELS[2][0]]
+    assert [t.get_text() for t in h_inv_panel[0].texts] == [figures.NOT_COMPUTED]

@@ -70,7 +70,7 @@ LAYER_GRIDS = {
 }
 PROBE_GRIDS = {"12": "backbone", "13": "emb"}
 #: the paper's metrics drawn by Figure 3, Figure 5 and the per-pair figures: each is drawn while
-#: hrsa.metrics selects one of them (the panels of the others say "no data")
+#: hrsa.metrics selects one of them (the panels of the others say "not computed")
 FIGURE3_METRICS = ("dimension_wise_correlation", "linear_cka")
 DYNAMICS_METRICS = ("linear_cka", "dimension_wise_correlation", "procrustes", "knn_overlap")
 PAIR_FIGURE_METRICS = ("dimension_wise_correlation", "linear_cka", "knn_overlap")

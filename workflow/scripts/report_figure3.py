@@ -13,5 +13,6 @@ fig = figures.figure3(
     pair_keys=snakemake.params.figure_pairs,
     dataset=snakemake.params.dataset,
     stages=snakemake.params.stages,
+    not_computed=snakemake.params.metrics_not_computed,
 )
 style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

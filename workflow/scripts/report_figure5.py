@@ -12,5 +12,6 @@ fig = figures.figure5(
     pairs[snakemake.wildcards.pair],
     datasets=snakemake.params.datasets,
     dataset_labels=snakemake.params.dataset_labels,
+    not_computed=snakemake.params.metrics_not_computed,
 )
 style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -13,5 +13,6 @@ fig = figures.pair_overview(
     stages=snakemake.params.stages,
     datasets=snakemake.params.datasets,
     dataset_labels=snakemake.params.dataset_labels,
+    not_computed=snakemake.params.metrics_not_computed,
 )
 style.save_figure(fig, snakemake.output.png, snakemake.output.pdf)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import matplotlib
 import numpy as np
@@ -70,22 +70,32 @@ def _colormap(name: str):
     return matplotlib.colormaps[name].with_extremes(bad="#D9D9D9")
 
 
+#: what a panel says when its metric was left out by hrsa.metrics (rather than missing data)
+NOT_COMPUTED = "not computed\n(hrsa.metrics)"
+
+
+def _empty_text(metric: str, not_computed: Collection[str]) -> str:
+    return NOT_COMPUTED if metric in not_computed else "no data"
+
+
 def _no_data(ax: Axes, text: str = "no data") -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def heatmap(ax: Axes, matrix: np.ndarray, metric: str):
+def heatmap(ax: Axes, matrix: np.ndarray, metric: str, not_computed: Collection[str] = ()):
     """Draw a base-layer (y) x reasoning-layer (x) matrix with the metric's fixed colour limits.
 
-    Layer 0 (the embedding output) is at the bottom left; missing cells are grey.
+    Layer 0 (the embedding output) is at the bottom left; missing cells are grey. An empty
+    matrix says "not computed" when ``metric`` is in ``not_computed`` (left out by hrsa.metrics),
+    else "no data".
     """
     _, cmap, (low, high) = HEATMAPS[metric]
     for spine in ax.spines.values():
         spine.set_visible(True)
     if matrix.size == 0:
-        _no_data(ax)
+        _no_data(ax, _empty_text(metric, not_computed))
         return None
     n_base, n_reasoning = matrix.shape
     image = ax.imshow(
@@ -104,7 +114,14 @@ def heatmap(ax: Axes, matrix: np.ndarray, metric: str):
     return image
 
 
-def knn_curves(ax: Axes, metrics: pd.DataFrame, pair: str, stage: str, dataset: str) -> list[int]:
+def knn_curves(
+    ax: Axes,
+    metrics: pd.DataFrame,
+    pair: str,
+    stage: str,
+    dataset: str,
+    not_computed: Collection[str] = (),
+) -> list[int]:
     """k-NN overlap of layer i vs layer i, one line per k (bands = intervals, dotted = null).
 
     Returns the k values drawn.
@@ -124,7 +141,7 @@ def knn_curves(ax: Axes, metrics: pd.DataFrame, pair: str, stage: str, dataset: 
         if not null.empty:
             ax.plot(null["layer"].to_numpy(dtype=float), null["value"], color=color, ls=":", lw=0.8)
     if not ks:
-        _no_data(ax)
+        _no_data(ax, _empty_text("knn_overlap", not_computed))
         return ks
     ax.set_ylim(0, 1)
     ax.xaxis.set_major_locator(MaxNLocator(nbins=4, integer=True))
@@ -210,10 +227,12 @@ def figure3(
     pair_keys: Sequence[str],
     dataset: str,
     stages: Sequence[str] = ("backbone", "emb"),
+    not_computed: Collection[str] = (),
 ) -> Figure:
     """Figure 3: heatmaps of dimension-wise correlation (left) and linear CKA (right).
 
     Rows are the stages (LLM, embedding model), columns the pairs (paper: one SFT, one RLVR).
+    ``not_computed``: the metrics hrsa.metrics left out (their panels say so).
     """
     chosen = ordered({k: pair_info(pairs, k) for k in pair_keys})
     n_rows, n_cols = len(stages), max(len(chosen), 1)
@@ -232,7 +251,8 @@ def figure3(
         for r, stage in enumerate(stages):
             for c, pair in enumerate(chosen):
                 ax = axes[r, c]
-                heatmap(ax, layer_matrix(metrics, metric, pair.key, stage, dataset), metric)
+                matrix = layer_matrix(metrics, metric, pair.key, stage, dataset)
+                heatmap(ax, matrix, metric, not_computed)
                 ax.set_title(titles[r][c])
                 if c == 0:
                     ax.set_ylabel("base layer")
@@ -305,6 +325,13 @@ DYNAMICS_PANELS = (
     ("H_inv of O* (final layer)", ("h_inv_final",)),
     ("k-NN overlap (layer mean)", ("knn_overlap_mean",)),
 )
+#: the hrsa.metrics name behind each Figure 5 panel
+DYNAMICS_PANEL_METRICS = (
+    "linear_cka",
+    "dimension_wise_correlation",
+    "procrustes",
+    "knn_overlap",
+)
 
 
 def dynamics_frame(headlines: pd.DataFrame, pair: str, dataset: str) -> pd.DataFrame:
@@ -338,6 +365,7 @@ def figure5(
     pair: PairInfo,
     datasets: Sequence[str],
     dataset_labels: Mapping[str, str] | None = None,
+    not_computed: Collection[str] = (),
 ) -> Figure:
     """Figure 5: HRSA between the two models of ``pair`` at every training snapshot.
 
@@ -369,7 +397,7 @@ def figure5(
                 else:
                     _line(ax, rows, style.METRIC_COLORS["diagonal_mean"])
             if not ax.lines:
-                _no_data(ax)
+                _no_data(ax, _empty_text(DYNAMICS_PANEL_METRICS[c], not_computed))
             ax.set_title(title if r == 0 else "")
             ax.grid(lw=0.3, color="0.85")
             steps = sorted(frame["step"].unique())
@@ -618,9 +646,10 @@ def pair_overview(
     stages: Sequence[str],
     datasets: Sequence[str],
     dataset_labels: Mapping[str, str] | None = None,
+    not_computed: Collection[str] = (),
 ) -> Figure:
     """One pair on one page: dimension-wise correlation, linear CKA and k-NN overlap for every
-    stage (rows) and dataset."""
+    stage (rows) and dataset; ``not_computed`` as in :func:`figure3`."""
     rows = [
         (stage, dataset)
         for dataset in datasets
@@ -632,13 +661,14 @@ def pair_overview(
     for r, (stage, dataset) in enumerate(rows):
         for c, metric in enumerate(HEATMAPS):
             ax = axes[r, c]
-            heatmap(ax, layer_matrix(metrics, metric, pair.key, stage, dataset), metric)
+            matrix = layer_matrix(metrics, metric, pair.key, stage, dataset)
+            heatmap(ax, matrix, metric, not_computed)
             ax.set_ylabel("base layer")
             if r == len(rows) - 1:
                 ax.set_xlabel("reasoning layer")
             if r == 0:
                 ax.set_title(HEATMAPS[metric][0])
-        ks = knn_curves(axes[r, 2], metrics, pair.key, stage, dataset)
+        ks = knn_curves(axes[r, 2], metrics, pair.key, stage, dataset, not_computed)
         axes[r, 2].set_ylabel("k-NN overlap")
         if r == 0:
             axes[r, 2].set_title("k-NN overlap (layer i vs i)")
