@@ -30,6 +30,7 @@ schemas) - see docs/cluster.md.
 from __future__ import annotations
 
 import copy
+import csv
 import math
 import os
 from pathlib import Path
@@ -410,6 +411,13 @@ def check_run(cfg: dict, root: str | os.PathLike = ".") -> dict:
     report = res / "report"
     for name in ("README.md", "table2.csv", "table3.csv", "table4.csv"):
         expect((report / name).is_file(), f"report/{name} missing")
+    families = {str((p or {}).get("family")) for p in (cfg.get("pairs") or {}).values()}
+    contrast = report / "table2_rlvr_vs_sft.csv"
+    expect(contrast.is_file(), "report/table2_rlvr_vs_sft.csv missing")
+    if contrast.is_file() and {"RLVR", "SFT"} <= families:
+        with contrast.open(newline="") as f:
+            stages = {row["stage"] for row in csv.DictReader(f)}
+        expect("backbone" in stages, f"{contrast}: no RLVR-vs-SFT rows for the LLMs")
     if (cfg.get("evaluation") or {}).get("enabled"):
         expect((report / "table1.csv").is_file(), "report/table1.csv missing")
         if training.get("enabled") and (training.get("lora") or {}).get("models"):
