@@ -25,7 +25,7 @@ run: $(STAMP)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
-	$(BIN)/python -m pytest -q -n $(CORES) --durations=15
+	$(BIN)/python -m pytest -q -n $(CORES) --dist worksteal --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks workflow/scripts

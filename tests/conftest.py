@@ -17,6 +17,20 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 
 
+def _minutes(item) -> float:
+    marker = item.get_closest_marker("slow")
+    return float(marker.kwargs.get("minutes", 1)) if marker else 0.0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Longest first: the slow tests (``slow(minutes=N)``, the expected minutes on one core of a
+    2-core machine; 1 when not given) ahead of the rest, the longest first. With ``--dist
+    worksteal`` (make test) the workflow runs start at once and the quick tests fill the other
+    worker around them, instead of one workflow run starting last and running alone: the suite's
+    wall time is then near its CPU time / workers. Stable: the order among equals is kept."""
+    items.sort(key=_minutes, reverse=True)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """A tiny base model and a fine-tuned partner sharing its tokenizer (few steps: seconds)."""

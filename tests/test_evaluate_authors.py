@@ -533,7 +533,7 @@ def test_paper_config_with_the_authors_instructions_plans_the_download_in_prefet
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 def test_workflow_evaluates_with_a_local_authors_file_to_table1(tmp_path, authors_files):
     """The rules themselves (evaluate_mteb -> mteb_table1) with a local authors'-format file, on
     the default config's offline benchmark (stub checkpoints: tests/test_evaluate_workflow.py)."""

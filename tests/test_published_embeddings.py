@@ -178,7 +178,7 @@ def test_paper_config_with_published_models_dry_runs_offline(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=3)
 def test_published_models_flow_through_extraction_hrsa_evaluation_and_table1(tmp_path):
     """tiny-base and tiny-rlvr get published embedding models (local directories): pair
     tiny-rlvr-grpo has two, tiny-sft-control one (tiny-sft is still trained)."""

@@ -339,7 +339,7 @@ def planned(path: Path, *targets: str) -> set[str]:
     return {line.split("\t")[0] for line in run.stdout.splitlines() if line.startswith("results/")}
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 def test_full_report_run_and_html(tmp_path):
     config = make_config(write_tree(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps(config, indent=1))

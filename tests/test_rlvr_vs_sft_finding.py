@@ -46,7 +46,7 @@ def default_config_with_seed(tmp_path: Path, seed: int) -> tuple[Path, dict]:
     return path, cfg
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=2)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_rlvr_pair_is_closer_to_its_base_than_the_sft_pair(tmp_path, seed):
     config_path, cfg = default_config_with_seed(tmp_path, seed)

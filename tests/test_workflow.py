@@ -46,7 +46,7 @@ def run(tmp_path, *args, check=True):
     return proc
 
 
-@pytest.mark.slow
+@pytest.mark.slow(minutes=11)
 def test_default_config_runs_end_to_end_to_the_report(tmp_path):
     """The README's run on a shrunken default config: every stage, every contract."""
     cfg = small_config(tmp_path)
