@@ -15,6 +15,10 @@ separate them.
 - Every number here is a similarity (higher = closer to the base). ``closer`` is the family with
   the higher number; ``intervals`` is ``separate`` when the two intervals do not overlap,
   ``overlap`` when they do and ``none`` when the engine gave no interval.
+- The intervals resample the probe sequences (the engine's bootstrap); they say nothing of the
+  variation between training seeds, which can be the larger one (README, "What the default run
+  produces": on the tiny pairs the embedding-model order flipped between seeds while every
+  interval was separate). A finding needs several seeds or several pairs.
 - A number the run did not compute (``hrsa.metrics``) or a stage where one family has no pair is
   reported as not tested, never as a finding.
 """
