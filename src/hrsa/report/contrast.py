@@ -219,8 +219,9 @@ def contrast_markdown(frame: pd.DataFrame, thresholds: Mapping | None = None) ->
         f"and k-NN overlap (k={t['knn_k']}, the layer mean Table 2 uses). Each family's number is "
         f"the {t['family_aggregate']} over its pairs; the interval in brackets is the HRSA "
         "engine's bootstrap interval for a one-pair family and the envelope of the pairs' "
-        'intervals otherwise. "separate": the two intervals do not overlap. ρ is shown and '
-        "does not decide."
+        'intervals otherwise. "separate": the two intervals do not overlap. The intervals '
+        "resample the probe sequences; they do not cover the variation between training seeds. "
+        "ρ is shown and does not decide."
     )
     return (
         heading
