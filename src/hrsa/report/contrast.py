@@ -35,6 +35,7 @@ from hrsa.report.collect import PairInfo, headline
 from hrsa.report.tables import MAIN_STAGES, format_interval, markdown_table, pairs_with_data
 from hrsa.report.verdicts import (
     AGGREGATES,
+    KNN_QUANTITY,
     STAGE_GROUPS,
     knn_metric,
     short_metric,
@@ -68,10 +69,7 @@ def _quantity(metric: str, thresholds: Mapping) -> tuple[str, str, int | None]:
     if metric != "knn":
         return metric, metric, None
     k, layers = int(thresholds["knn_k"]), str(thresholds["knn_layers"])
-    quantity = (
-        "knn_overlap_mean_transformer_layers" if layers == "transformer" else "knn_overlap_mean"
-    )
-    return knn_metric(k, layers), quantity, k
+    return knn_metric(k, layers), KNN_QUANTITY[layers], k
 
 
 def _family_number(

@@ -124,6 +124,13 @@ def thresholds_from_config(settings: Mapping | None) -> dict:
     return DEFAULT_THRESHOLDS | settings
 
 
+#: the summary.json headline of each k-NN layer mean (``knn_layers``)
+KNN_QUANTITY = {
+    "transformer": "knn_overlap_mean_transformer_layers",  # hidden states 1..L
+    "all": "knn_overlap_mean",  # 0..L
+}
+
+
 def knn_metric(k: int, layers: str) -> str:
     """Name of a k-NN layer mean in the verdict frame: ``knn_overlap_mean_k10`` (0..L) or
     ``knn_overlap_mean_transformer_layers_k10`` (1..L)."""
@@ -237,8 +244,8 @@ def pair_numbers(
             "dimension_wise_correlation_diagonal_mean"
         ),
         "linear_cka_diagonal_mean": number("linear_cka_diagonal_mean"),
-        knn_metric(k, "all"): number("knn_overlap_mean", k),
-        knn_metric(k, "transformer"): number("knn_overlap_mean_transformer_layers", k),
+        knn_metric(k, "all"): number(KNN_QUANTITY["all"], k),
+        knn_metric(k, "transformer"): number(KNN_QUANTITY["transformer"], k),
         f"probe_accuracy_drop_{split}": _probe_drop(probes, pair, stage, probe_dataset, split),
     }
 
